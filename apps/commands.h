@@ -1,0 +1,18 @@
+// The `switchyard` command line: one file per subcommand, each adding itself to the CLI11 app.
+// Library code throws sy::Error; main() reports it and exits non-zero.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace sy::cli {
+
+// Options every subcommand shares (declared once here, parsed by main).
+struct GlobalOptions {
+  int threads = 0;  // 0: all cores
+};
+GlobalOptions& globals();
+
+void add_demo(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_routers(CLI::App& app);
+
+}  // namespace sy::cli
