@@ -26,7 +26,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -46,19 +46,35 @@ void ThreadPool::run_tasks(int thread) {
   }
 }
 
+namespace {
+// Workers and the caller spin briefly before sleeping: a decode step issues many short parallel
+// sections back to back, and a futex wake-up costs tens of microseconds.
+constexpr int kSpin = 4000;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int i = 0; i < kSpin && g == seen && !stop_.load(std::memory_order_relaxed); ++i) {
+      cpu_relax();
+      g = generation_.load(std::memory_order_acquire);
     }
+    if (g == seen) {
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
+    }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_tasks(index);
-    {
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--active_ == 0) done_cv_.notify_one();
+      done_cv_.notify_one();
     }
   }
 }
@@ -74,22 +90,23 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     std::atomic<bool>& f;
     ~Reset() { f.store(false); }
   } reset{in_call_};
+  fn_ = &fn;
+  n_tasks_ = n_tasks;
+  error_ = nullptr;
+  next_.store(0, std::memory_order_relaxed);
+  active_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    fn_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    error_ = nullptr;
-    active_ = n_threads_ - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   run_tasks(0);
-  {
+  for (int i = 0; i < kSpin && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  if (active_.load(std::memory_order_acquire) != 0) {
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return active_ == 0; });
-    fn_ = nullptr;
+    done_cv_.wait(lk, [&] { return active_.load() == 0; });
   }
+  fn_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }
 
