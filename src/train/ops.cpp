@@ -1,0 +1,310 @@
+#include "train/ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+
+namespace sy::train {
+namespace {
+
+// Rows split into fixed blocks so the per-task work is not tiny; the split never affects results
+// (each row is computed independently).
+template <typename F>
+void for_rows(int64_t N, int64_t cost_per_row, F&& fn) {
+  const int64_t block = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cost_per_row));
+  const int64_t tasks = (N + block - 1) / block;
+  if (tasks <= 1) {
+    for (int64_t n = 0; n < N; ++n) fn(n);
+    return;
+  }
+  default_pool().parallel_for(tasks, [&](int64_t t, int) {
+    const int64_t end = std::min(N, (t + 1) * block);
+    for (int64_t n = t * block; n < end; ++n) fn(n);
+  });
+}
+
+}  // namespace
+
+void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t M, int64_t K, int64_t N) {
+  if (M == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, inp, int(K), W, int(K), 0.0f, out,
+              int(N));
+  if (b)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) out[m * N + n] += b[n];
+}
+
+void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp, const float* W, int64_t M,
+                     int64_t K, int64_t N) {
+  if (M == 0) return;
+  if (dinp)  // dinp[M, K] += dout[M, N] W[N, K]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(K), int(N), 1.0f, dout, int(N), W, int(K), 1.0f,
+                dinp, int(K));
+  if (dW)  // dW[N, K] += dout^T[N, M] inp[M, K]
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(N), int(K), int(M), 1.0f, dout, int(N), inp, int(K), 1.0f,
+                dW, int(K));
+  if (db)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = 0;
+      for (int64_t m = 0; m < M; ++m) s += dout[m * N + n];
+      db[n] += float(s);
+    }
+}
+
+void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t V, int64_t H) {
+  for (int64_t n = 0; n < N; ++n) {
+    SY_CHECK(tokens[n] >= 0 && tokens[n] < V, "[train embedding] token ", n, " has id ", tokens[n],
+             " outside the vocabulary [0, ", V, ")");
+    std::copy(table + int64_t(tokens[n]) * H, table + int64_t(tokens[n] + 1) * H, out + n * H);
+  }
+}
+
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t H) {
+  for (int64_t n = 0; n < N; ++n) {
+    float* d = dtable + int64_t(tokens[n]) * H;
+    for (int64_t h = 0; h < H; ++h) d[h] += dout[n * H + h];
+  }
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int64_t N, int64_t C, float eps) {
+  for_rows(N, C, [&](int64_t n) {
+    const float* x = inp + n * C;
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += double(x[c]) * x[c];
+    const float r = float(1.0 / std::sqrt(ss / double(C) + double(eps)));
+    rstd[n] = r;
+    for (int64_t c = 0; c < C; ++c) out[n * C + c] = x[c] * r * w[c];
+  });
+}
+
+void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
+                      int64_t N, int64_t C) {
+  for_rows(N, C, [&](int64_t n) {
+    const float* x = inp + n * C;
+    const float* d = dout + n * C;
+    double dot = 0;  // sum_c g_c xhat_c
+    for (int64_t c = 0; c < C; ++c) dot += double(d[c]) * w[c] * x[c] * rstd[n];
+    const float mean = float(dot / double(C));
+    for (int64_t c = 0; c < C; ++c) {
+      const float xhat = x[c] * rstd[n];
+      dinp[n * C + c] += rstd[n] * (d[c] * w[c] - xhat * mean);
+    }
+  });
+  if (dw)  // columns are independent: the sum over rows runs in row order for each column
+    for_rows(C, N, [&](int64_t c) {
+      double s = 0;
+      for (int64_t n = 0; n < N; ++n) s += double(dout[n * C + c]) * inp[n * C + c] * rstd[n];
+      dw[c] += float(s);
+    });
+}
+
+namespace {
+void rope_apply(float* out, const float* inp, const int64_t* pos, int64_t N, int64_t n_heads, int64_t D, double theta,
+                double sign, bool accumulate) {
+  SY_CHECK(D % 2 == 0, "[train rope] head_dim ", D, " must be even");
+  const int64_t half = D / 2;
+  std::vector<double> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) inv[size_t(i)] = std::pow(theta, -2.0 * double(i) / double(D));
+  for_rows(N, n_heads * D, [&](int64_t n) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = double(pos[n]) * inv[size_t(i)];
+      const float c = float(std::cos(a)), s = float(sign * std::sin(a));
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const float* x = inp + n * n_heads * D + h * D;
+        float* o = out + n * n_heads * D + h * D;
+        const float x1 = x[i], x2 = x[i + half];
+        const float o1 = x1 * c - x2 * s, o2 = x2 * c + x1 * s;
+        if (accumulate) {
+          o[i] += o1;
+          o[i + half] += o2;
+        } else {
+          o[i] = o1;
+          o[i + half] = o2;
+        }
+      }
+    }
+  });
+}
+}  // namespace
+
+void rope_forward(float* out, const float* inp, const int64_t* pos, int64_t N, int64_t n_heads, int64_t D,
+                  double theta) {
+  rope_apply(out, inp, pos, N, n_heads, D, theta, 1.0, false);
+}
+
+void rope_backward(float* dinp, const float* dout, const int64_t* pos, int64_t N, int64_t n_heads, int64_t D,
+                   double theta) {
+  rope_apply(dinp, dout, pos, N, n_heads, D, theta, -1.0, true);  // rotation by -a is the transpose
+}
+
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t Hq, int64_t Hkv, int64_t D) {
+  SY_CHECK(Hkv > 0 && Hq % Hkv == 0, "[train attention] ", Hq, " query heads are not a multiple of ", Hkv,
+           " kv heads");
+  const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+  default_pool().parallel_for(B * Hq, [&](int64_t task, int) {
+    const int64_t b = task / Hq, h = task % Hq, kh = h / rep;
+    for (int64_t i = 0; i < T; ++i) {
+      const float* qi = q + (b * T + i) * qs + h * D;
+      float* a = att + ((b * Hq + h) * T + i) * T;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j <= i; ++j) {
+        const float* kj = k + (b * T + j) * ks + kh * D;
+        float s = 0;
+        for (int64_t d = 0; d < D; ++d) s += qi[d] * kj[d];
+        a[j] = s * scale;
+        mx = std::max(mx, a[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        a[j] = std::exp(a[j] - mx);
+        sum += a[j];
+      }
+      const float inv = float(1.0 / sum);
+      for (int64_t j = 0; j <= i; ++j) a[j] *= inv;
+      for (int64_t j = i + 1; j < T; ++j) a[j] = 0;
+      float* o = out + (b * T + i) * qs + h * D;
+      std::fill(o, o + D, 0.0f);
+      for (int64_t j = 0; j <= i; ++j) {
+        const float* vj = v + (b * T + j) * ks + kh * D;
+        for (int64_t d = 0; d < D; ++d) o[d] += a[j] * vj[d];
+      }
+    }
+  });
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* att, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+  const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+  // One task per (sequence, kv head): it owns that head's dk/dv slice, so no two tasks write the
+  // same gradient and the order of accumulation is fixed.
+  default_pool().parallel_for(B * Hkv, [&](int64_t task, int) {
+    const int64_t b = task / Hkv, kh = task % Hkv;
+    std::vector<float> da(static_cast<size_t>(T));
+    for (int64_t h = kh * rep; h < (kh + 1) * rep; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        const float* a = att + ((b * Hq + h) * T + i) * T;
+        const float* doi = dout + (b * T + i) * qs + h * D;
+        const float* qi = q + (b * T + i) * qs + h * D;
+        float* dqi = dq + (b * T + i) * qs + h * D;
+        double dot = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          const float* vj = v + (b * T + j) * ks + kh * D;
+          float s = 0;
+          for (int64_t d = 0; d < D; ++d) s += doi[d] * vj[d];
+          da[size_t(j)] = s;
+          dot += double(a[j]) * s;
+          float* dvj = dv + (b * T + j) * ks + kh * D;
+          for (int64_t d = 0; d < D; ++d) dvj[d] += a[j] * doi[d];
+        }
+        for (int64_t j = 0; j <= i; ++j) {
+          const float ds = a[j] * (da[size_t(j)] - float(dot)) * scale;
+          const float* kj = k + (b * T + j) * ks + kh * D;
+          float* dkj = dk + (b * T + j) * ks + kh * D;
+          for (int64_t d = 0; d < D; ++d) {
+            dqi[d] += ds * kj[d];
+            dkj[d] += ds * qi[d];
+          }
+        }
+      }
+  });
+}
+
+void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = 1.0f / (1.0f + std::exp(-g[i]));
+    h[i] = g[i] * sg * u[i];
+  }
+}
+
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = 1.0f / (1.0f + std::exp(-g[i]));
+    dg[i] += dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    du[i] += dh[i] * g[i] * sg;
+  }
+}
+
+void swiglu_ffn_forward(float* y, FfnSaved s, const float* x, const float* Wg, const float* Wu, const float* Wd,
+                        int64_t M, int64_t H, int64_t F) {
+  if (M == 0) return;
+  linear_forward(s.g, x, Wg, nullptr, M, H, F);
+  linear_forward(s.u, x, Wu, nullptr, M, H, F);
+  swiglu_forward(s.h, s.g, s.u, M * F);
+  linear_forward(y, s.h, Wd, nullptr, M, F, H);
+}
+
+void swiglu_ffn_backward(float* dx, float* dWg, float* dWu, float* dWd, const float* dy, const float* x,
+                         const FfnSaved s, const float* Wg, const float* Wu, const float* Wd, int64_t M, int64_t H,
+                         int64_t F) {
+  if (M == 0) return;
+  std::vector<float> dh(size_t(M * F), 0.0f), dg(size_t(M * F), 0.0f), du(size_t(M * F), 0.0f);
+  linear_backward(dh.data(), dWd, nullptr, dy, s.h, Wd, M, F, H);
+  swiglu_backward(dg.data(), du.data(), dh.data(), s.g, s.u, M * F);
+  linear_backward(dx, dWg, nullptr, dg.data(), x, Wg, M, H, F);
+  linear_backward(dx, dWu, nullptr, du.data(), x, Wu, M, H, F);
+}
+
+void softmax_forward(float* probs, const float* logits, int64_t N, int64_t C) {
+  for_rows(N, C, [&](int64_t n) {
+    const float* l = logits + n * C;
+    const float mx = *std::max_element(l, l + C);
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += std::exp(double(l[c]) - mx);
+    for (int64_t c = 0; c < C; ++c) probs[n * C + c] = float(std::exp(double(l[c]) - mx) / sum);
+  });
+}
+
+void softmax_backward(float* dlogits, const float* dprobs, const float* probs, int64_t N, int64_t C) {
+  for_rows(N, C, [&](int64_t n) {
+    const float* p = probs + n * C;
+    const float* dp = dprobs + n * C;
+    double dot = 0;
+    for (int64_t c = 0; c < C; ++c) dot += double(p[c]) * dp[c];
+    for (int64_t c = 0; c < C; ++c) dlogits[n * C + c] += p[c] * (dp[c] - float(dot));
+  });
+}
+
+void sigmoid_forward(float* s, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) s[i] = float(1.0 / (1.0 + std::exp(-double(x[i]))));
+}
+
+void sigmoid_backward(float* dx, const float* ds, const float* s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += ds[i] * s[i] * (1.0f - s[i]);
+}
+
+double cross_entropy(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V, float dloss) {
+  int64_t valid = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    SY_CHECK(targets[n] < V, "[train cross_entropy] target ", n, " is ", targets[n], ", outside [0, ", V, ")");
+    valid += targets[n] >= 0;
+  }
+  if (valid == 0) return 0.0;
+  std::vector<double> row_loss(size_t(N), 0.0);
+  const float inv = dloss / float(valid);
+  for_rows(N, V, [&](int64_t n) {
+    if (targets[n] < 0) return;
+    const float* l = logits + n * V;
+    const float mx = *std::max_element(l, l + V);
+    double sum = 0;
+    for (int64_t c = 0; c < V; ++c) sum += std::exp(double(l[c]) - mx);
+    const double lse = double(mx) + std::log(sum);
+    row_loss[size_t(n)] = lse - double(l[targets[n]]);
+    if (dlogits) {
+      for (int64_t c = 0; c < V; ++c) dlogits[n * V + c] += float(std::exp(double(l[c]) - lse)) * inv;
+      dlogits[n * V + targets[n]] -= inv;
+    }
+  });
+  double total = 0;
+  for (double r : row_loss) total += r;
+  return total / double(valid);
+}
+
+}  // namespace sy::train
