@@ -127,10 +127,11 @@ class CpuBackend final : public Backend {
       if (gated) check_weight(w.gate, "gate", g, F, H);
       check_weight(w.down, "down", g, H, F);
       act_off[size_t(g) + 1] += gr.n * F;
-      for (int64_t m0 = 0; m0 < gr.n; m0 += kMC) {
-        for (int64_t r0 = 0; r0 < F; r0 += kNT) up_items.push_back({g, m0, r0});
-        for (int64_t r0 = 0; r0 < H; r0 += kNT) down_items.push_back({g, m0, r0});
-      }
+      // Token blocks innermost: items that follow each other read the same weight rows (from L3).
+      for (int64_t r0 = 0; r0 < F; r0 += kNT)
+        for (int64_t m0 = 0; m0 < gr.n; m0 += kMC) up_items.push_back({g, m0, r0});
+      for (int64_t r0 = 0; r0 < H; r0 += kNT)
+        for (int64_t m0 = 0; m0 < gr.n; m0 += kMC) down_items.push_back({g, m0, r0});
     }
     thread_local std::vector<float> act_buf;
     if (act_buf.size() < size_t(act_off.back())) act_buf.resize(size_t(act_off.back()));

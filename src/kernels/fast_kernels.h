@@ -29,7 +29,7 @@ namespace sy::fast {
 
 inline constexpr int kNT = 32;                // weight rows per work item (per matrix)
 inline constexpr int kMC = 32;                // token rows per work item
-inline constexpr int64_t kKC = 256;           // K block of the packed path
+inline constexpr int64_t kKC = 1024;          // K block of the packed path (panel 256 KiB)
 inline constexpr int kDirectMaxTokens = 4;    // tiles with at most this many tokens stream weights
 inline constexpr int kMaxTileRows = 2 * kNT;  // gate and up rows fused in one tile
 
