@@ -14,5 +14,6 @@ GlobalOptions& globals();
 void add_demo(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_routers(CLI::App& app);
+void add_tokenize(CLI::App& app);
 
 }  // namespace sy::cli
