@@ -1,6 +1,8 @@
 // Every router against the independent PyTorch reference (tests/reference/gen_routers.py).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "golden.h"
 #include "moe/router.h"
 
@@ -22,16 +24,30 @@ TEST(RoutersGolden, MatchPyTorchReference) {
     const int S = int(li.shape[1]);
     auto router = make_router(spec, E);
     ASSERT_EQ(router->num_scores(E), S) << spec;
+    for (const auto& name : st.names()) {  // per-layer router tensors, "param.<name>"
+      if (name.rfind("param.", 0) != 0) continue;
+      auto v = st.to_f32(name);
+      router->set_param(name.substr(6), v);
+    }
     std::vector<int32_t> ids;
+    std::vector<int64_t> pos;
     RouteInput in;
     in.logits = logits.data();
     in.n_tokens = T;
     in.n_scores = S;
-    if (st.find("token_ids")) {
-      auto f = st.to_f32("token_ids");
-      ids.assign(f.begin(), f.end());
+    if (const auto* ti = st.find("token_ids")) {
+      ASSERT_EQ(ti->dtype, DType::I32);
+      ids.resize(size_t(T));
+      std::memcpy(ids.data(), ti->data, ids.size() * sizeof(int32_t));
       in.token_ids = ids.data();
     }
+    if (const auto* pi = st.find("positions")) {
+      ASSERT_EQ(pi->dtype, DType::I64);
+      pos.resize(size_t(T));
+      std::memcpy(pos.data(), pi->data, pos.size() * sizeof(int64_t));
+      in.positions = pos.data();
+    }
+    if (st.metadata().count("layer")) in.layer = std::stoi(test::meta(st, "layer"));
     Routing r;
     router->route(in, E, r);
     ASSERT_EQ(r.n_tokens, T);
