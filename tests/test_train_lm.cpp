@@ -1,0 +1,232 @@
+// One full training step of the tiny MoE LM (src/train/moe_lm.h) against PyTorch autograd
+// (tests/reference/gen_grads.py, lm_* cases): loss and its parts, every parameter's gradient,
+// clip_grad_norm_ + one AdamW step, the aux-free bias update; for the softmax top-k (renormalised
+// with a gated shared expert, and raw), sigmoid + bias, top-p (+ entropy loss) and null-expert
+// routers. Also: gradient accumulation, thread-count independence, router refusal.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "train/moe_lm.h"
+#include "train/optim.h"
+#include "train_test_util.h"
+
+namespace sy::train {
+namespace {
+
+using test::expect_rel;
+
+MoELMConfig config_of(const SafeTensors& st) {
+  auto i = [&](const char* k) { return std::stoll(test::meta(st, k)); };
+  auto f = [&](const char* k) { return std::stod(test::meta(st, k)); };
+  MoELMConfig c;
+  c.vocab = i("vocab");
+  c.hidden = i("hidden");
+  c.n_layers = i("n_layers");
+  c.n_heads = i("n_heads");
+  c.n_kv_heads = i("n_kv_heads");
+  c.head_dim = i("head_dim");
+  c.n_experts = i("n_experts");
+  c.expert_ffn = i("expert_ffn");
+  c.shared_ffn = i("shared_ffn");
+  c.shared_gate = i("shared_gate") != 0;
+  c.router = test::meta(st, "router");
+  c.rope_theta = f("rope_theta");
+  c.rms_eps = float(f("rms_eps"));
+  c.lb_coef = float(f("lb_coef"));
+  c.z_coef = float(f("z_coef"));
+  c.entropy_coef = float(f("entropy_coef"));
+  c.bias_update_rate = float(f("bias_update_rate"));
+  return c;
+}
+
+void check_lm_case(const std::string& path) {
+  SCOPED_TRACE(path);
+  SafeTensors st(path);
+  MoELMConfig cfg = config_of(st);
+  MoELM lm(cfg);
+  // every parameter is in the file under its Qwen3-MoE name, with the same shape, and vice versa
+  size_t n_file_params = 0;
+  for (const auto& n : st.names())
+    if (n.rfind("model.", 0) == 0 || n == "lm_head.weight") ++n_file_params;
+  ASSERT_EQ(lm.params().size(), n_file_params);
+  for (const auto& p : lm.params()) {
+    auto v = st.to_f32(p.name);
+    ASSERT_EQ(st.get(p.name).shape, p.shape) << p.name;
+    std::copy(v.begin(), v.end(), lm.weight(p.name));
+  }
+  for (int64_t l = 0; l < cfg.n_layers; ++l)
+    if (st.find(str("bias.", l))) {
+      auto b = st.to_f32(str("bias.", l));
+      std::copy(b.begin(), b.end(), lm.router_bias(l).begin());
+    }
+  auto tokens = test::ints(st, "tokens"), targets = test::ints(st, "targets");
+  const int64_t B = std::stoll(test::meta(st, "B")), T = std::stoll(test::meta(st, "T"));
+  lm.zero_grad();
+  StepStats s = lm.forward_backward(tokens, targets, B, T);
+  auto near = [&](double got, const char* key) {
+    const double want = test::scalar(st, key);
+    EXPECT_NEAR(got, want, 1e-4 * std::max(std::fabs(want), 1e-6)) << key;
+  };
+  near(s.loss, "loss");
+  near(s.ce, "ce");
+  near(s.balance, "balance");
+  near(s.z, "z");
+  if (std::fabs(test::scalar(st, "entropy")) > 0) near(s.entropy, "entropy");
+  for (int64_t l = 0; l < cfg.n_layers; ++l) EXPECT_EQ(s.load[size_t(l)], test::longs(st, str("load.", l))) << l;
+  for (const auto& p : lm.params()) expect_rel(lm.grad(p.name), st.to_f32("grad." + p.name), "grad." + p.name);
+
+  const double total = clip_grad_norm(lm.grads().data(), int64_t(lm.grads().size()), std::stod(test::meta(st, "max_norm")));
+  near(total, "grad_norm");
+  AdamWParams hp{std::stof(test::meta(st, "beta1")), std::stof(test::meta(st, "beta2")),
+                 std::stof(test::meta(st, "eps"))};
+  lm.adamw_step(1, std::stof(test::meta(st, "lr")), std::stof(test::meta(st, "wd")), hp);
+  for (const auto& p : lm.params()) expect_rel(lm.weight(p.name), st.to_f32("after." + p.name), "after." + p.name);
+
+  lm.update_router_bias(s.load);
+  for (int64_t l = 0; l < cfg.n_layers; ++l)
+    if (st.find(str("bias_after.", l))) expect_rel(lm.router_bias(l).data(), st.to_f32(str("bias_after.", l)), "bias");
+}
+
+TEST(TrainMoELM, TrainingStepMatchesPyTorchForEachRouter) {
+  int n = 0;
+  for (const auto& path : test::golden_cases("grads"))
+    if (path.find("/lm_") != std::string::npos) {
+      check_lm_case(path);
+      ++n;
+    }
+  EXPECT_GE(n, 5) << "expected the topk (x2), sigmoid, topp and null model cases";
+}
+
+MoELMConfig small(const std::string& router) {
+  MoELMConfig c;
+  c.router = router;
+  c.shared_ffn = 8;
+  c.z_coef = 1e-3f;
+  return c;
+}
+
+std::vector<int32_t> seq(int64_t n, int mul, int64_t vocab) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = int32_t((i * mul + 7) % vocab);
+  return v;
+}
+
+TEST(TrainMoELM, GradientAccumulationOverMicroBatchesEqualsFullBatch) {
+  // Without the balance loss (whose f is per micro-batch by design) the mean CE and z-loss of two
+  // equal micro-batches with scale 1/2 must give the full batch's gradient.
+  MoELMConfig c = small("topk:k=2,norm=true");
+  c.lb_coef = 0;
+  MoELM lm(c);
+  lm.init(7);
+  const int64_t B = 4, T = 8, N = B * T;
+  auto tok = seq(N, 5, c.vocab), tgt = seq(N, 11, c.vocab);
+  lm.zero_grad();
+  lm.forward_backward(tok, tgt, B, T);
+  std::vector<float> full(lm.grads().begin(), lm.grads().end());
+  lm.zero_grad();
+  const float sc = accumulation_scale(2);
+  for (int m = 0; m < 2; ++m)
+    lm.forward_backward(std::span(tok).subspan(size_t(m * N / 2), size_t(N / 2)),
+                        std::span(tgt).subspan(size_t(m * N / 2), size_t(N / 2)), B / 2, T, true, sc);
+  expect_rel(lm.grads().data(), full, "accumulated gradient", 1e-5);
+}
+
+TEST(TrainMoELM, GlobalBatchBalanceUsesTheGivenFractions) {
+  // With balance_f equal to the batch's own fractions the result is unchanged; with other
+  // fractions the router gradient changes (and only the balance term differs).
+  MoELMConfig c = small("topk:k=2,norm=false");
+  c.lb_coef = 0.5f;
+  MoELM lm(c);
+  lm.init(3);
+  const int64_t B = 2, T = 8;
+  auto tok = seq(B * T, 3, c.vocab), tgt = seq(B * T, 13, c.vocab);
+  lm.zero_grad();
+  StepStats s = lm.forward_backward(tok, tgt, B, T);
+  std::vector<float> own(lm.grads().begin(), lm.grads().end());
+  std::vector<std::vector<double>> f;
+  for (const auto& ld : s.load) {
+    f.emplace_back();
+    for (int64_t x : ld) f.back().push_back(double(x) / double(B * T));
+  }
+  lm.zero_grad();
+  StepStats s2 = lm.forward_backward(tok, tgt, B, T, true, 1.0f, &f);
+  EXPECT_DOUBLE_EQ(s.balance, s2.balance);
+  expect_rel(lm.grads().data(), own, "same f", 0);
+  for (auto& fl : f) fl = {1.0, 0.0, 0.5, 0.5};
+  lm.zero_grad();
+  StepStats s3 = lm.forward_backward(tok, tgt, B, T, true, 1.0f, &f);
+  EXPECT_NE(s3.balance, s.balance);
+  const float* g = lm.grad("model.layers.1.mlp.gate.weight");
+  const float* g0 = own.data() + lm.param("model.layers.1.mlp.gate.weight").offset;
+  bool differs = false;
+  for (int64_t i = 0; i < lm.param("model.layers.1.mlp.gate.weight").numel; ++i) differs |= g[i] != g0[i];
+  EXPECT_TRUE(differs);
+}
+
+TEST(TrainMoELM, SameResultForAnyThreadCount) {
+  for (const char* r : {"topk:k=2,norm=true", "sigmoid:k=2", "topp:p=0.5", "null:k=2,m=2"}) {
+    SCOPED_TRACE(r);
+    std::vector<std::vector<float>> grads;
+    std::vector<double> losses;
+    for (int threads : {1, 2}) {
+      set_default_threads(threads);
+      MoELM lm(small(r));
+      lm.init(11);
+      auto tok = seq(16, 3, 64), tgt = seq(16, 5, 64);
+      lm.zero_grad();
+      losses.push_back(lm.forward_backward(tok, tgt, 2, 8).loss);
+      grads.emplace_back(lm.grads().begin(), lm.grads().end());
+    }
+    set_default_threads(0);
+    EXPECT_EQ(losses[0], losses[1]);
+    EXPECT_EQ(grads[0], grads[1]);
+  }
+}
+
+TEST(TrainMoELM, TrainingLowersTheLoss) {
+  MoELMConfig c = small("topk:k=2,norm=true");
+  MoELM lm(c);
+  lm.init(5);
+  auto tok = seq(32, 3, c.vocab), tgt = seq(32, 3, c.vocab);
+  for (size_t i = 0; i + 1 < tok.size(); ++i) tgt[i] = tok[i + 1];
+  double first = 0, last = 0;
+  for (int step = 1; step <= 30; ++step) {
+    lm.zero_grad();
+    StepStats s = lm.forward_backward(tok, tgt, 4, 8);
+    if (step == 1) first = s.loss;
+    last = s.loss;
+    clip_grad_norm(lm.grads().data(), int64_t(lm.grads().size()), 1.0);
+    lm.adamw_step(step, float(lr_at(step - 1, 3, 30, 1e-2, 1e-3)), 0.01f);
+  }
+  EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
+}
+
+TEST(TrainMoELM, RefusesRoutersThatCannotBeTrained) {
+  auto msg = [](const std::string& r) {
+    try {
+      MoELM lm(small(r));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg("hash").find("no gradient"), std::string::npos) << msg("hash");
+  EXPECT_NE(msg("expert_choice").find("not causal"), std::string::npos) << msg("expert_choice");
+  EXPECT_NE(msg("relu").find("trainable routers"), std::string::npos) << msg("relu");
+  EXPECT_NE(msg("topk:k=9").find("k=9"), std::string::npos) << msg("topk:k=9");
+  EXPECT_NE(msg("topk:kk=2").find("kk"), std::string::npos) << msg("topk:kk=2");
+  EXPECT_NE(msg("sigmoid:groups=2").find("group"), std::string::npos) << msg("sigmoid:groups=2");
+  MoELM ok(small("null:k=3,m=2"));
+  EXPECT_EQ(ok.n_scores(), 6);
+  EXPECT_EQ(ok.param("model.layers.0.mlp.gate.weight").shape, (std::vector<int64_t>{6, 32}));
+  EXPECT_THROW(ok.param("model.layers.9.mlp.gate.weight"), Error);
+  std::vector<int32_t> bad(16, 64);
+  EXPECT_THROW(ok.forward_backward(bad, bad, 2, 8), Error);
+}
+
+}  // namespace
+}  // namespace sy::train
