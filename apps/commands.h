@@ -14,6 +14,10 @@ GlobalOptions& globals();
 void add_demo(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_routers(CLI::App& app);
+void add_info(CLI::App& app);
+void add_perplexity(CLI::App& app);
+void add_generate(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_trace(CLI::App& app);
 
 }  // namespace sy::cli

@@ -20,7 +20,11 @@ int main(int argc, char** argv) {
   sy::cli::add_demo(app);
   sy::cli::add_bench(app);
   sy::cli::add_routers(app);
+  sy::cli::add_info(app);
+  sy::cli::add_perplexity(app);
+  sy::cli::add_generate(app);
   sy::cli::add_tokenize(app);
+  sy::cli::add_trace(app);
   app.parse_complete_callback([] { sy::set_default_threads(sy::cli::globals().threads); });
   try {
     app.parse(argc, argv);
