@@ -26,4 +26,14 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# torch links libblas.so.3 / liblapack.so.3: the PyTorch baselines of `switchyard bench` must get
+# OpenBLAS (pthread), not the reference BLAS, whatever the alternatives were set to.
+ma=$(gcc -dumpmachine)
+for lib in libblas.so.3 liblapack.so.3; do
+  want=/usr/lib/$ma/openblas-pthread/$lib
+  if [[ -e $want && $(readlink -f "/usr/lib/$ma/$lib") != "$(readlink -f "$want")" ]]; then
+    S=""; [[ $(id -u) -ne 0 ]] && S="sudo"
+    $S update-alternatives --set "$lib-$ma" "$want"
+  fi
+done
 echo "[setup] system packages ok"
