@@ -1,0 +1,69 @@
+// Qwen2MoeForCausalLM (HF transformers models/qwen2_moe): Llama-style decoder with biases on the
+// q/k/v projections (not o_proj), no q/k norm, sparse layers chosen by decoder_sparse_step /
+// mlp_only_layers, softmax top-k routing renormalised iff norm_topk_prob, plus a shared expert
+// scaled by sigmoid(shared_expert_gate x): out = moe(x) + sigmoid(w_sg x) * shared_expert(x).
+#include "core/error.h"
+#include "model/arch.h"
+#include "model/archs/archs.h"
+
+namespace sy {
+namespace {
+
+ModelConfig parse(const JsonConfig& j) {
+  ModelConfig c;
+  parse_common_config(j, c);
+  c.qkv_bias = j.get_bool("qkv_bias", true);
+  if (j.get_bool("use_sliding_window", false)) j.bad("use_sliding_window", "true is not supported");
+  const int64_t E = j.get_int("num_experts", 0);
+  const int64_t k = j.get_int("num_experts_per_tok", 1);
+  const int64_t step = j.get_int("decoder_sparse_step", 1);
+  if (step < 1) j.bad("decoder_sparse_step", "must be at least 1");
+  const auto mlp_only = j.get_int_list("mlp_only_layers");
+  const bool norm = j.get_bool("norm_topk_prob", false);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerSpec s;
+    if (qwen_layer_is_sparse(l, E, step, mlp_only)) {
+      s.moe = true;
+      s.n_experts = E;
+      s.expert_ffn = j.get_int("moe_intermediate_size");
+      s.router = str("topk:k=", k, ",norm=", norm ? "true" : "false");
+      s.shared_ffn = j.get_int("shared_expert_intermediate_size", 0);
+      s.shared_gate = s.shared_ffn > 0;
+    } else {
+      s.ffn = j.get_int("intermediate_size");
+    }
+    c.layers.push_back(s);
+  }
+  return c;
+}
+
+LayerTensorNames names(const ModelConfig& c, int l) {
+  LayerTensorNames n = llama_attention_names(l);
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  const LayerSpec& s = c.layers[size_t(l)];
+  if (s.moe) {
+    n.router = p + "mlp.gate.weight";
+    n.expert_prefix = p + "mlp.experts.";
+    n.expert_gate = "gate_proj", n.expert_up = "up_proj", n.expert_down = "down_proj";
+    if (s.shared_ffn > 0) {
+      n.shared_gate = p + "mlp.shared_expert.gate_proj.weight";
+      n.shared_up = p + "mlp.shared_expert.up_proj.weight";
+      n.shared_down = p + "mlp.shared_expert.down_proj.weight";
+      n.shared_expert_gate = p + "mlp.shared_expert_gate.weight";
+    }
+  } else {
+    n.dense_gate = p + "mlp.gate_proj.weight";
+    n.dense_up = p + "mlp.up_proj.weight";
+    n.dense_down = p + "mlp.down_proj.weight";
+  }
+  return n;
+}
+
+}  // namespace
+
+void register_qwen2_moe() {
+  register_architecture({"Qwen2MoeForCausalLM",
+                         "Qwen2-MoE: q/k/v biases, softmax top-k, shared expert with sigmoid gate", parse, {}, names});
+}
+
+}  // namespace sy

@@ -1,0 +1,257 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/ops.h"
+
+namespace sy {
+
+struct Model::Layer {
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm;
+  std::vector<float> bq, bk, bv, bo;
+  WeightRef wq, wk, wv, wo;
+  FfnWeights dense;
+  std::unique_ptr<MoELayer> moe;
+  std::string default_router;
+};
+
+Model::~Model() = default;
+
+namespace {
+
+bool float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+const float* opt(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+}  // namespace
+
+WeightRef Model::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const TensorInfo& t = src_->get(name, {rows, cols});
+  SY_CHECK(float_dtype(t.dtype), "[model] ", src_->file_of(name), ": tensor '", name, "' has dtype ",
+           dtype_name(t.dtype), "; supported: f32, bf16, f16");
+  SY_CHECK(require_dtype_.empty() || dtype_name(t.dtype) == require_dtype_, "[model] ", src_->file_of(name),
+           ": tensor '", name, "' has dtype ", dtype_name(t.dtype), ", but ", require_dtype_, " was required");
+  const uint8_t* data = t.data;
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(t.dtype) != 0) {
+    // The kernels read elements through typed pointers; an unaligned tensor gets an aligned copy.
+    realigned_.emplace_back(data, data + t.nbytes);
+    data = realigned_.back().data();
+  }
+  summary_.params_total += t.numel();
+  summary_.weight_bytes += int64_t(t.nbytes);
+  summary_.params_by_dtype[std::string(dtype_name(t.dtype))] += t.numel();
+  return {data, t.dtype, rows, cols};
+}
+
+std::vector<float> Model::vector(const std::string& name, int64_t n) {
+  const TensorInfo& t = src_->get(name, {n});
+  SY_CHECK(float_dtype(t.dtype), "[model] ", src_->file_of(name), ": tensor '", name, "' has dtype ",
+           dtype_name(t.dtype), "; supported: f32, bf16, f16");
+  std::vector<float> out(static_cast<size_t>(n));
+  to_f32(t.dtype, t.data, out.data(), size_t(n));  // byte-wise copy inside: alignment-safe
+  summary_.params_total += n;
+  summary_.weight_bytes += int64_t(t.nbytes);
+  summary_.params_by_dtype[std::string(dtype_name(t.dtype))] += n;
+  return out;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& opt) {
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = dir;
+  m->cfg_ = load_model_config(dir, &m->arch_);
+  m->src_ = std::shared_ptr<Checkpoint>(Checkpoint::open(dir));
+  m->require_dtype_ = opt.require_dtype;
+  if (!m->require_dtype_.empty()) m->require_dtype_ = std::string(dtype_name(parse_dtype(m->require_dtype_)));
+  m->load_weights(opt);
+  return m;
+}
+
+void Model::load_weights(const LoadOptions& opt) {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden;
+  const ModelTensorNames& gn = arch_->names;
+  embed_ = matrix(gn.embed, c.vocab, H);
+  final_norm_ = vector(gn.final_norm, H);
+  lm_head_ = c.tie_embeddings ? embed_ : matrix(gn.lm_head, c.vocab, H);
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const LayerSpec& s = c.layers[size_t(l)];
+    const LayerTensorNames n = arch_->layer_names(c, l);
+    auto L = std::make_unique<Layer>();
+    L->attn_norm = vector(n.attn_norm, H);
+    L->ffn_norm = vector(n.ffn_norm, H);
+    L->wq = matrix(n.q, c.q_dim(), H);
+    L->wk = matrix(n.k, c.kv_dim(), H);
+    L->wv = matrix(n.v, c.kv_dim(), H);
+    L->wo = matrix(n.o, H, c.q_dim());
+    if (c.qkv_bias) {
+      L->bq = vector(n.q.substr(0, n.q.size() - 6) + "bias", c.q_dim());
+      L->bk = vector(n.k.substr(0, n.k.size() - 6) + "bias", c.kv_dim());
+      L->bv = vector(n.v.substr(0, n.v.size() - 6) + "bias", c.kv_dim());
+    }
+    if (c.o_bias) L->bo = vector(n.o.substr(0, n.o.size() - 6) + "bias", H);
+    if (c.qk_norm == QKNorm::PerHead) {
+      L->q_norm = vector(n.q_norm, c.head_dim);
+      L->k_norm = vector(n.k_norm, c.head_dim);
+    } else if (c.qk_norm == QKNorm::Full) {
+      L->q_norm = vector(n.q_norm, c.q_dim());
+      L->k_norm = vector(n.k_norm, c.kv_dim());
+    }
+    if (!s.moe) {
+      L->dense.gate = matrix(n.dense_gate, s.ffn, H);
+      L->dense.up = matrix(n.dense_up, s.ffn, H);
+      L->dense.down = matrix(n.dense_down, H, s.ffn);
+      summary_.n_dense_layers++;
+    } else {
+      const int64_t E = s.n_experts, F = s.expert_ffn;
+      MoEWeights w;
+      w.router = matrix(n.router, E, H);
+      std::vector<FfnWeights> experts(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) {
+        experts[size_t(e)].gate = matrix(n.expert(e, n.expert_gate), F, H);
+        experts[size_t(e)].up = matrix(n.expert(e, n.expert_up), F, H);
+        experts[size_t(e)].down = matrix(n.expert(e, n.expert_down), H, F);
+      }
+      w.experts = std::make_shared<InMemoryExperts>(std::move(experts), src_);
+      if (s.shared_ffn > 0) {
+        w.shared.gate = matrix(n.shared_gate, s.shared_ffn, H);
+        w.shared.up = matrix(n.shared_up, s.shared_ffn, H);
+        w.shared.down = matrix(n.shared_down, H, s.shared_ffn);
+        if (s.shared_gate) w.shared_gate = matrix(n.shared_expert_gate, 1, H);
+      }
+      L->default_router = s.router;
+      L->moe = std::make_unique<MoELayer>(MoEConfig{H, E, F, c.ffn}, std::move(w), make_router(s.router, int(E)));
+      summary_.n_moe_layers++;
+    }
+    layers_.push_back(std::move(L));
+  }
+  summary_.kv_bytes_per_token = 2 * c.n_layers * c.kv_dim() * int64_t(sizeof(float));
+  if (!opt.router.empty() || opt.experts_per_token > 0) set_router(opt.router, opt.experts_per_token);
+}
+
+void Model::set_router(const std::string& spec, int experts_per_token) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = *layers_[l];
+    if (!L.moe) continue;
+    std::string s = spec.empty() ? L.default_router : spec;
+    if (experts_per_token > 0) {
+      RouterSpec rs = RouterSpec::parse(s);
+      rs.params["k"] = std::to_string(experts_per_token);
+      s = rs.str();
+    }
+    try {
+      L.moe->set_router(make_router(s, int(L.moe->config().n_experts)));
+    } catch (const Error& e) {
+      fail("[model] layer ", l, ": router '", s, "': ", e.what());
+    }
+  }
+}
+
+std::vector<std::string> Model::router_specs() const {
+  std::vector<std::string> out;
+  for (const auto& L : layers_) out.push_back(L->moe ? L->moe->router().spec() : "");
+  return out;
+}
+
+ModelSummary Model::summary() const {
+  ModelSummary s = summary_;
+  s.params_active = s.params_total;
+  for (const auto& L : layers_) {
+    if (!L->moe) continue;
+    const MoEConfig& mc = L->moe->config();
+    RouterSpec rs = RouterSpec::parse(L->moe->router().spec());
+    const int64_t k = std::min<int64_t>(rs.get_int("k", mc.n_experts), mc.n_experts);
+    s.params_active -= (mc.n_experts - k) * 3 * mc.hidden * mc.expert_ffn;
+  }
+  return s;
+}
+
+KVCache Model::make_cache(int64_t max_tokens) const {
+  SY_CHECK(max_tokens > 0, "[model] KV cache size must be positive, got ", max_tokens);
+  KVCache kv;
+  kv.capacity = max_tokens;
+  kv.k.assign(size_t(cfg_.n_layers), std::vector<float>(size_t(max_tokens * cfg_.kv_dim())));
+  kv.v.assign(size_t(cfg_.n_layers), std::vector<float>(size_t(max_tokens * cfg_.kv_dim())));
+  return kv;
+}
+
+void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logits, bool all_logits,
+                    ForwardStats* stats) {
+  const ModelConfig& c = cfg_;
+  const int64_t T = int64_t(tokens.size()), H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t pos0 = cache.len;
+  SY_CHECK(T > 0, "[model] forward needs at least one token");
+  SY_CHECK(int64_t(cache.k.size()) == c.n_layers, "[model] KV cache was not made by this model");
+  SY_CHECK(pos0 + T <= cache.capacity, "[model] KV cache full: ", pos0, " + ", T, " tokens exceed its capacity of ",
+           cache.capacity);
+  Backend& be = default_backend();
+  std::vector<float> x(size_t(T * H)), h(size_t(T * H)), tmp(size_t(T * H));
+  std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd)), att(size_t(T * qd));
+  std::vector<int64_t> positions(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[size_t(t)];
+    SY_CHECK(id >= 0 && id < c.vocab, "[model] token id ", id, " at index ", t, " is outside the vocabulary (",
+             c.vocab, ")");
+    positions[size_t(t)] = pos0 + t;
+    const size_t row = size_t(id) * size_t(H) * dtype_size(embed_.dtype);
+    to_f32(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + row, x.data() + t * H, size_t(H));
+  }
+  const std::vector<double> inv_freq = rope_inv_freq(c.rope, c.head_dim, pos0 + T, c.max_pos);
+  if (stats && stats->layers.size() != size_t(c.n_layers)) stats->layers.assign(size_t(c.n_layers), {});
+  MoEForwardInfo info;
+
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = *layers_[l];
+    rms_norm(x.data(), L.attn_norm.data(), T, H, c.rms_eps, h.data());
+    be.linear(h.data(), T, L.wq, opt(L.bq), q.data());
+    be.linear(h.data(), T, L.wk, opt(L.bk), k.data());
+    be.linear(h.data(), T, L.wv, opt(L.bv), v.data());
+    if (c.qk_norm == QKNorm::PerHead) {
+      rms_norm(q.data(), L.q_norm.data(), T * c.n_heads, c.head_dim, c.rms_eps, q.data());
+      rms_norm(k.data(), L.k_norm.data(), T * c.n_kv_heads, c.head_dim, c.rms_eps, k.data());
+    } else if (c.qk_norm == QKNorm::Full) {
+      rms_norm(q.data(), L.q_norm.data(), T, qd, c.rms_eps, q.data());
+      rms_norm(k.data(), L.k_norm.data(), T, kvd, c.rms_eps, k.data());
+    }
+    if (c.clip_qkv > 0) {
+      const float lim = float(c.clip_qkv);
+      for (auto* buf : {&q, &k, &v})
+        for (float& e : *buf) e = std::clamp(e, -lim, lim);
+    }
+    rope_apply(q.data(), T, c.n_heads, c.head_dim, positions.data(), inv_freq, c.rope);
+    rope_apply(k.data(), T, c.n_kv_heads, c.head_dim, positions.data(), inv_freq, c.rope);
+    std::memcpy(cache.k[l].data() + pos0 * kvd, k.data(), size_t(T * kvd) * sizeof(float));
+    std::memcpy(cache.v[l].data() + pos0 * kvd, v.data(), size_t(T * kvd) * sizeof(float));
+    attention(q.data(), cache.k[l].data(), cache.v[l].data(), T, pos0, c.n_heads, c.n_kv_heads, c.head_dim,
+              c.sliding_window, att.data());
+    be.linear(att.data(), T, L.wo, opt(L.bo), tmp.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+
+    rms_norm(x.data(), L.ffn_norm.data(), T, H, c.rms_eps, h.data());
+    if (L.moe) {
+      RouteInput ctx;
+      ctx.token_ids = tokens.data();
+      ctx.positions = positions.data();
+      ctx.layer = int(l);
+      ctx.decode = pos0 > 0;
+      try {
+        L.moe->forward(h.data(), T, tmp.data(), ctx, stats ? &info : nullptr, be);
+      } catch (const Error& e) {
+        fail("[model] layer ", l, ": ", e.what());
+      }
+      if (stats) stats->layers[l].merge(info.stats);
+    } else {
+      ffn_forward(h.data(), T, H, L.dense, c.ffn, tmp.data(), be);
+    }
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+  }
+  cache.len = pos0 + T;
+  if (stats) stats->tokens += T;
+
+  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
+  rms_norm(x.data() + first * H, final_norm_.data(), n, H, c.rms_eps, h.data());
+  be.linear(h.data(), n, lm_head_, nullptr, logits);
+}
+
+}  // namespace sy

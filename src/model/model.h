@@ -1,0 +1,101 @@
+// A decoder-only MoE transformer loaded from a Hugging Face checkpoint directory (config.json +
+// model.safetensors or sharded model-*.safetensors). Weights stay in the mmapped files (zero-copy
+// views, f32 / bf16 / f16); only norm weights and biases are copied to f32.
+//
+// Tensors are found through io/checkpoint.h (single file or sharded index).
+//
+// Forward of T tokens at positions p..p+T-1 (p = cache.len), per layer l (HF LlamaDecoderLayer):
+//   h = RMSNorm(x) * attn_norm
+//   q = h Wq^T (+bq) [T, heads*d], k = h Wk^T (+bk), v = h Wv^T (+bv) [T, kv_heads*d]
+//   q, k = QKNorm(q), QKNorm(k)  (config.qk_norm); clamp to +-clip_qkv if set; RoPE(q, k)
+//   append k, v to the cache; a = causal GQA attention (ops.h); x += a Wo^T (+bo)
+//   h = RMSNorm(x) * ffn_norm;  x += MoE(h) (moe/moe_layer.h) or dense SwiGLU FFN(h)
+// then logits = RMSNorm(x) * final_norm · W_lm^T (W_lm = embed_tokens when tied).
+// Every matmul goes through default_backend().linear / grouped_ffn.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/arch.h"
+#include "model/config.h"
+#include "io/checkpoint.h"
+#include "moe/moe_layer.h"
+#include "moe/stats.h"
+
+namespace sy {
+
+struct LoadOptions {
+  std::string router;          // router spec for every MoE layer ("" = the architecture's default)
+  int experts_per_token = 0;   // > 0: replaces k in the router spec (default or override)
+  std::string require_dtype;   // "" = any of f32/bf16/f16; else every matrix must be this dtype
+};
+
+// Keys and values of one sequence, f32, per layer [capacity, kv_heads * head_dim].
+struct KVCache {
+  int64_t capacity = 0;
+  int64_t len = 0;  // tokens already in the cache = position of the next token
+  std::vector<std::vector<float>> k, v;
+  void clear() { len = 0; }
+};
+
+// Routing statistics per layer, merged over forward calls (non-MoE layers stay at n_tokens 0).
+struct ForwardStats {
+  std::vector<RoutingStats> layers;
+  int64_t tokens = 0;
+};
+
+struct ModelSummary {
+  int64_t params_total = 0;   // every tensor the model uses (a tied embedding once)
+  int64_t params_active = 0;  // per token: total minus the (E - k) unused experts of each MoE layer
+  int64_t weight_bytes = 0;   // bytes of those tensors as stored
+  std::map<std::string, int64_t> params_by_dtype;  // "bf16" -> parameters
+  int64_t kv_bytes_per_token = 0;                  // f32 keys + values, all layers
+  int n_moe_layers = 0, n_dense_layers = 0;
+};
+
+class Model {
+ public:
+  // Throws sy::Error naming the file and the tensor or config field on any problem.
+  static std::unique_ptr<Model> load(const std::string& dir, const LoadOptions& opt = {});
+  ~Model();
+
+  const ModelConfig& config() const { return cfg_; }
+  const Architecture& architecture() const { return *arch_; }
+  const std::string& dir() const { return dir_; }
+
+  KVCache make_cache(int64_t max_tokens) const;
+  // Runs tokens at positions cache.len.. and appends them to the cache. logits: [T, vocab] when
+  // all_logits, else [1, vocab] for the last token. A call with cache.len > 0 continues a sequence:
+  // its MoE layers see RouteInput::decode = true, so non-causal routers refuse it.
+  void forward(std::span<const int32_t> tokens, KVCache& cache, float* logits, bool all_logits,
+               ForwardStats* stats = nullptr);
+
+  // Replaces every MoE layer's router: spec "" = the architecture's default; k > 0 rewrites "k".
+  void set_router(const std::string& spec, int experts_per_token = 0);
+  std::vector<std::string> router_specs() const;  // per layer; "" for dense layers
+  ModelSummary summary() const;
+
+ private:
+  struct Layer;
+  Model() = default;
+  void load_weights(const LoadOptions& opt);
+  WeightRef matrix(const std::string& name, int64_t rows, int64_t cols);
+  std::vector<float> vector(const std::string& name, int64_t n);
+
+  std::string dir_;
+  ModelConfig cfg_;
+  const Architecture* arch_ = nullptr;
+  std::shared_ptr<Checkpoint> src_;
+  std::string require_dtype_;
+  WeightRef embed_, lm_head_;
+  std::vector<float> final_norm_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::vector<uint8_t>> realigned_;  // copies of tensors not aligned to their dtype
+  ModelSummary summary_;
+};
+
+}  // namespace sy
