@@ -45,6 +45,16 @@ grep -q "over 9 scored tokens" <<<"$out" || fail "perplexity --ctx 4: $out"
 out=$("$BIN" perplexity -m "$M/olmoe_f32" --ids "$M/olmoe_f32/prompt_ids.txt" --per-token 2>&1)
 [[ $(grep -c '^[0-9]* -[0-9.]*$' <<<"$out") == 11 ]] || fail "--per-token should list 11 tokens: $out"
 
+# -f FILE goes through the checkpoint's tokenizer.json: same result as the ids `tokenize` prints.
+"$BIN" tokenize -m "$M/olmoe_f32" -f "$M/olmoe_f32/sample.txt" >"$tmp/sample_ids.txt" || fail "tokenize exited $?"
+a=$("$BIN" perplexity -m "$M/olmoe_f32" -f "$M/olmoe_f32/sample.txt" --json) || fail "perplexity -f exited $?"
+b=$("$BIN" perplexity -m "$M/olmoe_f32" --ids "$tmp/sample_ids.txt" --json) || fail "perplexity --ids exited $?"
+$PY - "$a" "$b" "$(wc -w <"$tmp/sample_ids.txt")" <<'PY' || fail "perplexity -f and --ids of the same text differ"
+import json, sys
+a, b, n = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+assert n > 20 and a["tokens"] == n and a["ppl"] == b["ppl"], (a, b, n)
+PY
+
 # errors: non-zero exit, one clear message, no crash
 expect_error() {  # expect_error FRAGMENT CMD...
   local frag=$1; shift
@@ -64,7 +74,7 @@ expect_error "'x' is not a token id" "$BIN" perplexity -m "$M/olmoe_f32" --ids "
 echo "1 99999" >"$tmp/ids.txt"
 expect_error "outside the vocabulary" "$BIN" perplexity -m "$M/olmoe_f32" --ids "$tmp/ids.txt"
 expect_error "no_such_router" "$BIN" perplexity -m "$M/olmoe_f32" --ids "$M/olmoe_f32/prompt_ids.txt" --router no_such_router
-expect_error "tokenizer" "$BIN" perplexity -m "$M/olmoe_f32" -f "$M/olmoe_f32/prompt_ids.txt"
+expect_error "tokenizer" "$BIN" perplexity -m "$M/qwen3_moe_f32" -f "$M/olmoe_f32/sample.txt"
 
 if ((fails)); then echo "$fails failure(s)"; exit 1; fi
 echo "model CLI: all checks passed"

@@ -6,7 +6,8 @@ reference forward (hf_ref.py) computes on them.
 Writes, per case NAME:
   models/NAME/               the checkpoint (config.json, weights), plus for the CLI tests
                              prompt_ids.txt (whitespace-separated ids) and expected.json
-                             ({"ppl": ..., "logprobs": [...]})
+                             ({"ppl": ..., "logprobs": [...]}); olmoe_f32 also gets a small
+                             byte-level BPE tokenizer.json and sample.txt
   models/NAME.safetensors    prompt [T] i32, logprobs [T-1] f32 (log p(token t | tokens < t)),
                              greedy [20] i32 (greedy continuation of the prompt);
                              metadata: dir, dtype, tol (max |logprob error|), arch
@@ -185,6 +186,59 @@ def write_checkpoint(path, cfg, W, dtype, shards):
     return {k: v.double() for k, v in stored.items()}  # what the reference sees: the stored values
 
 
+SAMPLE_TEXT = ("The experts of a mixture are small feed-forward networks; a router picks two of them for every "
+               "token. The rail yard sorts the cars onto their tracks, and the engine pulls them out again.\n"
+               "Numbers like 1024 and 3.14 appear, and so do   runs of spaces.\n")
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table (the ByteLevel pre-tokenizer's alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def write_tokenizer(path, vocab_size):
+    """A byte-level BPE tokenizer.json for the tiny model: 256 byte tokens plus merges learned
+    greedily (most frequent pair first) from SAMPLE_TEXT, up to vocab_size tokens. It exists so
+    that `perplexity -f` can be tested end to end; its quality is irrelevant."""
+    table = bytes_to_unicode()
+    vocab = {table[b]: i for i, b in enumerate(range(256))}
+    words = [[table[b] for b in (" " + w if i else w).encode()] for i, w in enumerate(SAMPLE_TEXT.split(" ")) if w]
+    merges = []
+    while len(vocab) < vocab_size:
+        counts = {}
+        for w in words:
+            for a, b in zip(w, w[1:]):
+                counts[(a, b)] = counts.get((a, b), 0) + 1
+        if not counts:
+            break
+        (a, b), _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+        merges.append(f"{a} {b}")
+        vocab[a + b] = len(vocab)
+        for w in words:
+            i = 0
+            while i < len(w) - 1:
+                if w[i] == a and w[i + 1] == b:
+                    w[i:i + 2] = [a + b]
+                i += 1
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+           "pre_tokenizer": byte_level, "post_processor": None, "decoder": byte_level,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                     "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                     "ignore_merges": False, "vocab": vocab, "merges": merges}}
+    with open(os.path.join(path, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    with open(os.path.join(path, "sample.txt"), "w") as f:
+        f.write(SAMPLE_TEXT)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -206,6 +260,8 @@ def main():
             raise SystemExit(f"{name}: no seed without near-ties")
         path = os.path.join(out, name)
         write_checkpoint(path, cfg, W, dtype, shards)
+        if name == "olmoe_f32":
+            write_tokenizer(path, cfg["vocab_size"])
         with open(os.path.join(path, "prompt_ids.txt"), "w") as f:
             f.write(" ".join(map(str, prompt)) + "\n")
         with open(os.path.join(path, "expected.json"), "w") as f:
