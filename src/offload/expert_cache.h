@@ -1,0 +1,185 @@
+// A budgeted expert cache: routed experts' weights are read from the checkpoint file with pread
+// into buffers the cache owns, by a background I/O pool (std::thread workers), and evicted by a
+// pluggable policy (offload/policy.h) when the byte budget is reached. Each MoE layer sees it
+// through CachedExperts, an ExpertStore (moe/expert_store.h):
+//   acquire(e)   returns the expert pinned (never evicted while the handle lives); blocks until
+//                it is loaded, and that wait is counted as stall time.
+//   prefetch(es) queues loads that overlap with compute; MoELayer calls it with the experts of
+//                the batch before acquiring them, the predictive hook (offload/predictor.h) one
+//                or two layers ahead.
+// Call prefetch() with all experts of a step before acquiring them (MoELayer does): it pins the
+// resident ones while making room, so a step never evicts its own experts.
+// One ExpertCache may serve all layers (a global budget) or one layer (make one cache per layer
+// for a per-layer split).
+//
+// Budget: bytes of resident expert tensors (gate + up + down as stored). A budget smaller than
+// one token's active experts of the largest layer (active_per_token x largest expert) is refused
+// at construction with the minimum in the message. MoELayer pins every expert of a batch at once
+// (all acquire() calls before one grouped_ffn), so a prefill batch may need more than the budget:
+// the cache then loads past the budget rather than deadlock (stats.overflow_loads,
+// peak_resident_bytes) and shrinks back when the pins are released. Decode steps (one token per
+// sequence) stay within the budget whenever it is at least the minimum.
+//
+// File safety: each file's identity (device, inode, size, mtime) is recorded when the cache opens
+// it; every read checks the open descriptor and the path before and after the pread, and a short
+// read is an error. A file that changed, was replaced or shrank gives a sy::Error naming the file
+// and the expert, never wrong weights. Errors of background loads are rethrown by acquire().
+// Experts may be f32, bf16 or f16 (any dtype the kernels take); biases are not supported yet.
+#pragma once
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "moe/expert_store.h"
+#include "offload/policy.h"
+
+namespace sy::offload {
+
+// Where one weight matrix lives: file, absolute byte offset (TensorInfo::file_offset), dtype and
+// shape [rows, cols] (a Hugging Face nn.Linear weight, [out, in]).
+struct TensorLocation {
+  std::string file;
+  size_t offset = 0;
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  size_t nbytes() const { return size_t(rows) * size_t(cols) * dtype_size(dtype); }
+};
+// file: the path the tensor is read from (SafeTensors::path(), or Checkpoint::file_of(name)).
+TensorLocation tensor_location(const std::string& file, const TensorInfo& t);
+
+struct ExpertLocation {
+  TensorLocation gate;  // [F, H]; rows = 0 when the activation has no gate (gelu, relu)
+  TensorLocation up;    // [F, H]
+  TensorLocation down;  // [H, F]
+  size_t nbytes() const { return gate.nbytes() + up.nbytes() + down.nbytes(); }
+};
+
+struct CacheLayerSpec {
+  std::vector<ExpertLocation> experts;  // [E] of this layer
+  int active_per_token = 1;             // k: experts one token uses at this layer
+};
+
+struct ExpertCacheOptions {
+  size_t budget_bytes = 0;
+  PolicyKind policy = PolicyKind::LRU;
+  int io_threads = 2;  // background readers
+};
+
+struct CacheStats {
+  int64_t acquires = 0;
+  int64_t hits = 0;             // resident before the step asked for it
+  int64_t late_prefetches = 0;  // prefetched ahead, still loading at acquire() (the wait counts as stall)
+  int64_t misses = 0;           // not resident when the step asked (by prefetch(ahead=false) or acquire())
+  int64_t loads = 0;            // completed reads, demand and prefetch
+  int64_t prefetch_requests = 0;   // experts passed to prefetch() that were not resident
+  int64_t prefetch_dropped = 0;    // not queued: nothing evictable to make room
+  int64_t prefetch_unused = 0;     // prefetched, then evicted before any acquire()
+  int64_t evictions = 0;
+  int64_t overflow_loads = 0;      // loads past the budget because everything resident was pinned
+  uint64_t bytes_read = 0;
+  size_t resident_bytes = 0, peak_resident_bytes = 0;
+  double stall_seconds = 0;        // time acquire() waited for loads
+  double hit_rate() const { return acquires ? double(hits) / double(acquires) : 0.0; }
+  std::string summary() const;     // one line
+};
+
+class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
+ public:
+  // layers[l] describes layer l (a layer without routed experts: empty experts). Opens and checks
+  // every file (tensor ranges inside the file, shapes consistent) and the budget.
+  static std::shared_ptr<ExpertCache> create(std::vector<CacheLayerSpec> layers, ExpertCacheOptions opt);
+  ~ExpertCache();
+  ExpertCache(const ExpertCache&) = delete;
+  ExpertCache& operator=(const ExpertCache&) = delete;
+
+  ExpertHandle acquire(int layer, int64_t expert);
+  // ahead = false: the experts of the step about to run (MoELayer's prefetch); a load started
+  // here counts as a miss at acquire() however fast it completes. ahead = true: a prediction for
+  // a later layer (offload/predictor.h); acquire() counts a hit when the load has completed.
+  void prefetch(int layer, std::span<const int32_t> experts, bool ahead = false);
+  // The ExpertStore view of one layer, for MoEWeights::experts.
+  std::shared_ptr<ExpertStore> store(int layer);
+
+  CacheStats stats() const;
+  size_t budget_bytes() const { return opt_.budget_bytes; }
+  size_t min_budget_bytes() const { return min_budget_; }
+  int num_layers() const { return int(layers_.size()); }
+  int64_t num_experts(int layer) const;
+  PolicyKind policy() const { return opt_.policy; }
+
+ private:
+  struct File {
+    std::string path;
+    int fd = -1;
+    uint64_t dev = 0, ino = 0;
+    int64_t size = 0, mtime_ns = 0;
+  };
+  enum class State : uint8_t { Queued, Loading, Ready, Failed };
+  struct Entry {
+    State state = State::Queued;
+    bool prefetched = false;  // loaded on a prefetch and not acquired since
+    bool step_load = false;   // started by prefetch(ahead = false): its acquire is a miss
+    int pins = 0;
+    size_t bytes = 0;
+    std::unique_ptr<uint8_t[]> raw;  // over-allocated for 64-byte alignment
+    FfnWeights weights;
+    std::exception_ptr error;
+  };
+  struct LayerFiles {
+    std::vector<ExpertLocation> experts;
+    std::vector<std::array<int, 3>> file_index;  // per expert: gate, up, down file ids (-1: none)
+  };
+
+  ExpertCache(ExpertCacheOptions opt) : opt_(opt) {}
+  void start();
+  void worker();
+  void load(ExpertKey key, Entry& e, const ExpertLocation& loc, const std::array<int, 3>& files);
+  void check_file(const File& f, const char* when, ExpertKey key) const;
+  bool make_room(size_t bytes, std::unique_lock<std::mutex>& lk);  // false: nothing evictable
+  void evict(ExpertKey key);
+  void unpin(ExpertKey key);
+  void check_expert(int layer, int64_t expert) const;
+
+  ExpertCacheOptions opt_;
+  size_t min_budget_ = 0;
+  std::vector<LayerFiles> layers_;
+  std::vector<File> files_;
+  std::unique_ptr<EvictionPolicy> policy_;
+
+  mutable std::mutex mu_;
+  std::condition_variable loaded_cv_, work_cv_;
+  std::unordered_map<ExpertKey, Entry> entries_;
+  std::deque<ExpertKey> demand_q_, prefetch_q_;
+  std::vector<std::thread> workers_;
+  bool stop_ = false;
+  CacheStats stats_;
+};
+
+// One layer of an ExpertCache as an ExpertStore.
+class CachedExperts final : public ExpertStore {
+ public:
+  CachedExperts(std::shared_ptr<ExpertCache> cache, int layer);
+  int64_t num_experts() const override { return cache_->num_experts(layer_); }
+  ExpertHandle acquire(int64_t expert) override { return cache_->acquire(layer_, expert); }
+  void prefetch(std::span<const int32_t> experts) override { cache_->prefetch(layer_, experts, false); }
+  void prefetch_ahead(std::span<const int32_t> experts) { cache_->prefetch(layer_, experts, true); }
+  ExpertCache& cache() { return *cache_; }
+  int layer() const { return layer_; }
+
+ private:
+  std::shared_ptr<ExpertCache> cache_;
+  int layer_;
+};
+
+}  // namespace sy::offload
