@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libhwy-dev libopenblas-dev libopenblas0-pthread
       nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev
-      python3 python3-torch python3-numpy
+      python3 python3-torch python3-numpy unicode-data
       nodejs npm)
 
 missing=()
@@ -37,3 +37,12 @@ for lib in libblas.so.3 liblapack.so.3; do
   fi
 done
 echo "[setup] system packages ok"
+# npm packages of the tokenizer reference tests (package.json / package-lock.json): `npm ci` unless
+# node_modules already holds exactly this lock (its hash is stamped there after a successful install).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ $(cat node_modules/.sy-lock-sha256 2>/dev/null) != "$lock_sum" ]]; then
+  echo "[setup] npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.sy-lock-sha256
+fi
+echo "[setup] npm packages ok"
