@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -200,40 +201,25 @@ TEST(ModelRouting, ExpertsPerTokenAndRouterOverride) {
   EXPECT_NE(a, b);
 }
 
-// A top-1 router that records RouteInput::decode.
-std::vector<bool>& decode_flags() {
-  static std::vector<bool> f;
-  return f;
-}
-class RecordingRouter final : public Router {
- public:
-  std::string spec() const override { return "test_recording"; }
-  void route(const RouteInput& in, int E, Routing& out) const override {
-    decode_flags().push_back(in.decode);
-    out.reset(in.n_tokens, E, E);
-    for (int64_t t = 0; t < in.n_tokens; ++t) {
-      out.push(0, 1.0f);
-      out.end_token();
-    }
-  }
-};
-
-TEST(ModelRouting, ContinuationCallsAreMarkedDecode) {
-  register_router({"test_recording", "records decode flags", "", "test_recording",
-                   [](const RouterSpec& s, int) -> std::unique_ptr<Router> {
-                     s.finish();
-                     return std::make_unique<RecordingRouter>();
-                   }});
+TEST(ModelRouting, ContinuationCallsAreDecodeSoNonCausalRoutersRefuse) {
+  // expert_choice looks at the whole batch: fine for a prompt, refused once the sequence continues
+  // from the cache (RouteInput::decode), as the issue requires.
   LoadOptions o;
-  o.router = "test_recording";
-  auto m = Model::load(golden_model("mixtral_sharded_f32"), o);  // 3 MoE layers
-  decode_flags().clear();
+  o.router = "expert_choice:cf=1";
+  auto m = Model::load(golden_model("mixtral_sharded_f32"), o);
   std::vector<float> logits(static_cast<size_t>(m->config().vocab));
   KVCache cache = m->make_cache(8);
   std::vector<int32_t> prompt = {3, 4, 5}, one = {6};
-  m->forward(prompt, cache, logits.data(), false);
-  m->forward(one, cache, logits.data(), false);
-  EXPECT_EQ(decode_flags(), (std::vector<bool>{false, false, false, true, true, true}));
+  EXPECT_NO_THROW(m->forward(prompt, cache, logits.data(), false));
+  try {
+    m->forward(one, cache, logits.data(), false);
+    ADD_FAILURE() << "a decode step with expert_choice did not fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("decode"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(m->forward(prompt, cache, logits.data(), false), Error);  // a chunk continuing the sequence
+  KVCache fresh = m->make_cache(1);
+  EXPECT_NO_THROW(m->forward(one, fresh, logits.data(), false));  // a one-token prompt is no decode step
 }
 
 TEST(ModelRouting, StatsAccumulatePerLayer) {
