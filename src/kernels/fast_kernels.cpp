@@ -116,20 +116,23 @@ void DirectTile(const TileArgs& a) {
 }
 
 constexpr int kMR = 4, kNR = 4;
+// Panel row stride: kKC + 16 floats, so that the rows a micro-kernel streams are not 4 KiB apart
+// (they would share L1 sets; measured ~10-20% faster on Zen4 than stride kKC).
+constexpr int64_t kPS = kKC + 16;
 
 size_t ScratchFloats() {
   const size_t L = hn::Lanes(DF());
-  return size_t(kMaxTileRows) * size_t(kKC) + size_t(kMC) * size_t(kMaxTileRows) * L;
+  return size_t(kMaxTileRows) * size_t(kPS) + size_t(kMC) * size_t(kMaxTileRows) * L;
 }
 
-// Packed path: K blocks; weights widened into panel P[nrows][kKC], accumulators kept as vectors in
+// Packed path: K blocks; weights widened into panel P[nrows][kPS], accumulators kept as vectors in
 // Cv[m][r] between blocks.
 template <class WT>
 void PackedTile(const TileArgs& a, float* scratch) {
   const DF df;
   const int64_t L = int64_t(hn::Lanes(df));
   float* P = scratch;
-  float* Cv = scratch + size_t(kMaxTileRows) * size_t(kKC);
+  float* Cv = scratch + size_t(kMaxTileRows) * size_t(kPS);
   const float* xs[kMC + kMR];
   const WT* ws[kMaxTileRows + kNR];
   const int mp = PadPtrs(a.xs, a.nm, kMR, xs);
@@ -137,19 +140,16 @@ void PackedTile(const TileArgs& a, float* scratch) {
   for (int64_t k0 = 0; k0 < a.K; k0 += kKC) {
     const int64_t kn = std::min<int64_t>(kKC, a.K - k0);
     const float* wp[kMaxTileRows + kNR];
-    if constexpr (std::is_same_v<WT, float>) {
-      for (int r = 0; r < rp; ++r) wp[r] = ws[r] + k0;
-    } else {
-      for (int r = 0; r < a.nrows; ++r) {
-        float* dst = P + int64_t(r) * kKC;
-        const WT* src = ws[r] + k0;
-        int64_t k = 0;
-        for (; k + L <= kn; k += L) hn::StoreU(LoadW(df, src + k), df, dst + k);
-        for (; k < kn; ++k) dst[k] = ScalarW(src + k);
-        wp[r] = dst;
-      }
-      for (int r = a.nrows; r < rp; ++r) wp[r] = wp[a.nrows - 1];
+    // f32 rows are copied too: the padded stride is worth it (see kPS).
+    for (int r = 0; r < a.nrows; ++r) {
+      float* dst = P + int64_t(r) * kPS;
+      const WT* src = ws[r] + k0;
+      int64_t k = 0;
+      for (; k + L <= kn; k += L) hn::StoreU(LoadW(df, src + k), df, dst + k);
+      for (; k < kn; ++k) dst[k] = ScalarW(src + k);
+      wp[r] = dst;
     }
+    for (int r = a.nrows; r < rp; ++r) wp[r] = wp[a.nrows - 1];
     const float* xo[kMC + kMR];
     for (int m = 0; m < mp; ++m) xo[m] = xs[m] + k0;
     for (int m0 = 0; m0 < mp; m0 += kMR) {
@@ -256,7 +256,7 @@ HWY_EXPORT(FfnAct);
 size_t tile_scratch_floats() {
   // At least what the dispatched target needs; the bound for kMaxLanes keeps it target-independent.
   return std::max<size_t>(HWY_DYNAMIC_DISPATCH(ScratchFloats)(),
-                          size_t(kMaxTileRows) * size_t(kKC) + size_t(kMC) * size_t(kMaxTileRows) * 64);
+                          size_t(kMaxTileRows) * size_t(kKC + 16) + size_t(kMC) * size_t(kMaxTileRows) * 64);
 }
 
 void matmul_tile(const TileArgs& a, float* scratch) {

@@ -14,7 +14,7 @@
 // Two paths, chosen by nm only:
 //   direct (nm <= kDirectMaxTokens, decode): weights are streamed straight from memory and widened
 //     to f32 in registers (a memory-bound GEMV: each weight byte is read once per tile);
-//   packed (prefill): K is cut into kKC blocks; bf16/f16 weight rows are widened once per block into
+//   packed (prefill): K is cut into kKC blocks; weight rows are widened (bf16/f16) or copied once per block into
 //     an L2-resident f32 panel that is then reused by every token row of the tile; a 4x4
 //     register-blocked micro-kernel keeps its vector accumulators in a per-thread buffer between
 //     K blocks (exact: vectors are stored and reloaded, not reduced).
