@@ -5,7 +5,9 @@
 // routers. Also: gradient accumulation, thread-count independence, router refusal.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 
 #include "core/error.h"
@@ -203,6 +205,25 @@ TEST(TrainMoELM, TrainingLowersTheLoss) {
     lm.adamw_step(step, float(lr_at(step - 1, 3, 30, 1e-2, 1e-3)), 0.01f);
   }
   EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
+}
+
+TEST(TrainMoELM, TensorsRoundTripThroughSafetensorsWithQwenNames) {
+  MoELM lm(small("sigmoid:k=2"));
+  lm.init(9);
+  lm.router_bias(1)[2] = 0.25f;
+  const std::string path = (std::filesystem::temp_directory_path() / "sy_train_lm_tensors.safetensors").string();
+  write_safetensors(path, lm.tensors());
+  SafeTensors st(path);
+  EXPECT_EQ(st.names().size(), lm.params().size() + 2);  // + one e_score_correction_bias per layer
+  for (const auto& p : lm.params()) {
+    ASSERT_EQ(st.get(p.name, p.shape).dtype, DType::F32);
+    auto v = st.to_f32(p.name);
+    EXPECT_TRUE(std::equal(v.begin(), v.end(), lm.weight(p.name))) << p.name;
+  }
+  EXPECT_EQ(st.to_f32("model.layers.1.mlp.gate.e_score_correction_bias").at(2), 0.25f);
+  EXPECT_EQ(lm.param("model.layers.0.mlp.experts.3.down_proj.weight").shape, (std::vector<int64_t>{32, 16}));
+  EXPECT_FALSE(lm.param("model.norm.weight").decay);
+  std::filesystem::remove(path);
 }
 
 TEST(TrainMoELM, RefusesRoutersThatCannotBeTrained) {

@@ -99,6 +99,7 @@ MoELM::MoELM(MoELMConfig cfg) : cfg_(std::move(cfg)), acts_(std::make_unique<Act
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
+    index_[name] = params_.size();
     params_.push_back({name, shape, off, n, shape.size() > 1});
     off += n;
   };
@@ -141,8 +142,8 @@ MoELM::~MoELM() = default;
 int MoELM::n_scores() const { return int(cfg_.n_experts) + (rk_.kind == RouterKind::Null ? rk_.m : 0); }
 
 const ParamView& MoELM::param(const std::string& name) const {
-  for (const auto& p : params_)
-    if (p.name == name) return p;
+  auto it = index_.find(name);
+  if (it != index_.end()) return params_[it->second];
   fail("[train moe_lm] no parameter named '", name, "'");
 }
 

@@ -32,6 +32,7 @@
 // Non-trained buffers: model.layers.L.mlp.gate.e_score_correction_bias [E] (sigmoid router).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -102,8 +103,12 @@ class MoELM {
 
   // tokens, targets [B*T] (targets < 0 ignored). With backward, gradients of loss * loss_scale are
   // ACCUMULATED into grads() (gradient accumulation: loss_scale = 1 / micro-batches).
-  // balance_f: optional per-layer fractions f [S] (global-batch balance, "Demons in the Detail");
-  // default: this batch's own selection fractions.
+  // balance_f: optional per-layer fractions f [S] (global-batch balance, "Demons in the Detail"):
+  // f_i = token slots of column i / tokens, over the whole global batch (e.g. StepStats::load summed
+  // over all micro-batches of the step from a forward-only pass, backward = false, or over the
+  // micro-batches seen so far); default: this micro-batch's own selection fractions. The gradient
+  // flows through P only, so summing loss_scale-weighted micro-batch losses with a fixed global f
+  // equals the gradient of E * sum_i f_i P_i over the global batch.
   StepStats forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int64_t B, int64_t T,
                              bool backward = true, float loss_scale = 1.0f,
                              const std::vector<std::vector<double>>* balance_f = nullptr);
@@ -128,6 +133,7 @@ class MoELM {
     double scale = 1.0, p = 0.4;
   } rk_;
   std::vector<ParamView> params_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> params_ position
   std::vector<float> w_, g_, adam_m_, adam_v_, bias_;
   std::unique_ptr<Acts> acts_;
 };
