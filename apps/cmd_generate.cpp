@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/tokenizer.h"
+#include "model/chat_template.h"
 #include "model/model.h"
 #include "model/sampling.h"
 
@@ -16,21 +17,29 @@ namespace sy::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model_dir, prompt, router;
+  std::string model_dir, prompt, router, system;
   int n_predict = 128, experts_per_token = 0, ctx = 4096;
   SamplingParams sampling;  // explicit flags
   std::vector<CLI::Option*> sampling_flags;  // temp, top-k, top-p, min-p, repeat-penalty
-  bool chat = false, no_stats = false;
+  bool chat = false, no_think = false, no_stats = false;
   std::vector<std::string> stops;
 };
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::string apply_chat(const std::string& dir, const std::string& user) {
-  (void)dir;
-  (void)user;
-  fail("[generate] --chat: chat templates are not wired yet");
+// The prompt as one user turn of the model's chat template (tokenizer_config.json).
+std::string apply_chat(const std::string& dir, const std::string& user, const std::string& system, bool no_think) {
+  std::string file = dir + "/tokenizer_config.json";
+  auto j = read_json_file_if_exists(file);
+  SY_CHECK(j, "[generate] --chat needs ", file, " with a chat_template");
+  ChatTemplate tpl = ChatTemplate::from_tokenizer_config(*j, file);
+  std::vector<ChatMessage> msgs;
+  if (!system.empty()) msgs.push_back({"system", system, std::nullopt});
+  msgs.push_back({"user", user, std::nullopt});
+  ChatOptions opt;
+  if (no_think) opt.enable_thinking = false;
+  return tpl.render(msgs, opt);
 }
 
 void print_routing_summary(const Model& model, const ForwardStats& st) {
@@ -56,7 +65,7 @@ void run_generate(GenerateOptions& o) {
   std::fprintf(stderr, "loaded %s (%lld layers) from %s in %.2f s\n", cfg.architecture.c_str(), (long long)cfg.n_layers,
                o.model_dir.c_str(), seconds_since(t_load));
 
-  std::string text = o.chat ? apply_chat(o.model_dir, o.prompt) : o.prompt;
+  std::string text = o.chat ? apply_chat(o.model_dir, o.prompt, o.system, o.no_think) : o.prompt;
   std::vector<int32_t> ids = tok.encode(text, /*add_special=*/!o.chat);
   SY_CHECK(!ids.empty(), "[generate] the prompt is empty after tokenization; give -p TEXT");
   SY_CHECK(int64_t(ids.size()) < o.ctx, "[generate] prompt has ", ids.size(), " tokens, context is ", o.ctx,
@@ -156,6 +165,8 @@ void add_generate(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--ctx", o.ctx, "maximum context length in tokens")->check(CLI::Range(1, 1 << 24));
   cmd->add_flag("--chat", o.chat, "wrap the prompt in the model's chat template (tokenizer_config.json)");
+  cmd->add_option("--system", o.system, "system message for --chat");
+  cmd->add_flag("--no-think", o.no_think, "with --chat: disable thinking (Qwen3 enable_thinking=false)");
   cmd->add_flag("--no-stats", o.no_stats, "do not print speed and routing statistics");
   cmd->callback([] {
     o.sampling.validate();
