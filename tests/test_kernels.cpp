@@ -20,6 +20,8 @@
 #include <random>
 #include <vector>
 
+#include <hwy/targets.h>
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -160,6 +162,24 @@ FfnSetup make_ffn(std::mt19937& rng, DType dt, const FfnCase& c, bool biases) {
 
 const Activation kActs[] = {Activation::SwiGLU, Activation::GeluMlp, Activation::ReluMlp, Activation::GptOssSwiGLU};
 
+// Runs one FFN case through both backends and checks the documented tolerance.
+void expect_ffn_matches(std::mt19937& rng, DType dt, Activation act, const FfnCase& c, bool biases) {
+  SCOPED_TRACE(str(dtype_name(dt), " ", activation_name(act), " H=", c.H, " F=", c.F, " biases=", biases));
+  FfnSetup s = make_ffn(rng, dt, c, biases);
+  if (act == Activation::GeluMlp || act == Activation::ReluMlp)
+    for (auto& g : s.groups) g.weights.gate = {};  // unused: must not be needed
+  FfnParams p;
+  p.act = act;
+  p.swiglu_limit = 1.5f;  // small enough that the clamps are exercised
+  std::vector<float> ref(size_t(s.Y * c.H), NAN), got(size_t(s.Y * c.H), NAN);
+  naive_backend().grouped_ffn(s.x.data(), c.H, s.groups, p, ref.data());
+  cpu_backend().grouped_ffn(s.x.data(), c.H, s.groups, p, got.data());
+  float mx = 0;
+  for (float v : ref) mx = std::max(mx, std::fabs(v));
+  const float tol = 4.0f * float(c.H + c.F) * kU * (1.0f + mx) + 2e-7f * (1.0f + mx);
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], tol) << "element " << i;
+}
+
 TEST(Kernels, GroupedFfnMatchesNaive) {
   std::mt19937 rng(2);
   const FfnCase cases[] = {
@@ -168,28 +188,33 @@ TEST(Kernels, GroupedFfnMatchesNaive) {
       {64, 40, {4, 5, 1, 0}},
       {100, 70, {37, 2, 33}},
       {33, 129, {9, 1, 64}},
-      {1030, 1050, {5, 1}},  // K > kKC in both layers
   };
   for (DType dt : kDTypes)
-    for (Activation act : kActs)
+    for (Activation act : kActs) {
       for (const FfnCase& c : cases)
-        for (bool biases : {false, true}) {
-          if (c.H > 1000 && (act != Activation::GptOssSwiGLU || !biases)) continue;  // big case: once per dtype
-          SCOPED_TRACE(str(dtype_name(dt), " ", activation_name(act), " H=", c.H, " F=", c.F, " biases=", biases));
-          FfnSetup s = make_ffn(rng, dt, c, biases);
-          if (act == Activation::GeluMlp || act == Activation::ReluMlp)
-            for (auto& g : s.groups) g.weights.gate = {};  // unused: must not be needed
-          FfnParams p;
-          p.act = act;
-          p.swiglu_limit = 1.5f;  // small enough that the clamps are exercised
-          std::vector<float> ref(size_t(s.Y * c.H), NAN), got(size_t(s.Y * c.H), NAN);
-          naive_backend().grouped_ffn(s.x.data(), c.H, s.groups, p, ref.data());
-          cpu_backend().grouped_ffn(s.x.data(), c.H, s.groups, p, got.data());
-          float mx = 0;
-          for (float v : ref) mx = std::max(mx, std::fabs(v));
-          const float tol = 4.0f * float(c.H + c.F) * kU * (1.0f + mx) + 2e-7f * (1.0f + mx);
-          for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], tol) << "element " << i;
-        }
+        for (bool biases : {false, true}) expect_ffn_matches(rng, dt, act, c, biases);
+    }
+  // K > kKC in both layers (several K blocks); once per dtype, it is the slow one for the oracle.
+  for (DType dt : kDTypes) expect_ffn_matches(rng, dt, Activation::GptOssSwiGLU, FfnCase{1030, 1050, {5, 1}}, true);
+}
+
+// The binary carries one copy of the kernels per x86 target (runtime dispatch): check every copy
+// this CPU can run, not only the best one (AVX2 and SSE4 machines take the others).
+TEST(Kernels, EveryCompiledIsaTargetMatchesNaive) {
+  std::mt19937 rng(6);
+  const auto targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  for (int64_t t : targets) {
+    SCOPED_TRACE(hwy::TargetName(t));
+    hwy::SetSupportedTargetsForTest(t);
+    ASSERT_EQ(hwy::SupportedTargets(), t);
+    for (DType dt : kDTypes) {
+      expect_ffn_matches(rng, dt, Activation::SwiGLU, FfnCase{37, 45, {1, 2, 3, 9, 0}}, true);
+      expect_ffn_matches(rng, dt, Activation::GptOssSwiGLU, FfnCase{70, 19, {6, 1}}, true);
+    }
+    if (HasFatalFailure()) break;
+  }
+  hwy::SetSupportedTargetsForTest(0);  // back to what the CPU supports
 }
 
 TEST(Kernels, BitwiseIdenticalForOneAndTwoThreads) {
