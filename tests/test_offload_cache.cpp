@@ -106,6 +106,10 @@ struct Case {
   PolicyKind policy;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << dtype_name(c.dtype) << ", budget " << c.budget_pct << "%, " << policy_name(c.policy);
+}
+
 class CachedLayer : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CachedLayer, BitwiseIdenticalToInMemory) {
