@@ -142,79 +142,76 @@ void rope_backward(float* dinp, const float* dout, const int64_t* pos, int64_t N
   rope_apply(dinp, dout, pos, N, n_heads, D, theta, -1.0, true);  // rotation by -a is the transpose
 }
 
+// Per (sequence, head) the products are small dense GEMMs on strided views of q/k/v (leading
+// dimension Hq*D or Hkv*D), run one head at a time with cblas_sgemm (OpenBLAS threads inside each
+// product; it splits rows/columns, never the reduction, so results do not depend on threads).
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t Hq, int64_t Hkv, int64_t D) {
   SY_CHECK(Hkv > 0 && Hq % Hkv == 0, "[train attention] ", Hq, " query heads are not a multiple of ", Hkv,
            " kv heads");
   const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  default_pool().parallel_for(B * Hq, [&](int64_t task, int) {
-    const int64_t b = task / Hq, h = task % Hq, kh = h / rep;
-    for (int64_t i = 0; i < T; ++i) {
-      const float* qi = q + (b * T + i) * qs + h * D;
-      float* a = att + ((b * Hq + h) * T + i) * T;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j <= i; ++j) {
-        const float* kj = k + (b * T + j) * ks + kh * D;
-        float s = 0;
-        for (int64_t d = 0; d < D; ++d) s += qi[d] * kj[d];
-        a[j] = s * scale;
-        mx = std::max(mx, a[j]);
-      }
-      double sum = 0;
-      for (int64_t j = 0; j <= i; ++j) {
-        a[j] = std::exp(a[j] - mx);
-        sum += a[j];
-      }
-      const float inv = float(1.0 / sum);
-      for (int64_t j = 0; j <= i; ++j) a[j] *= inv;
-      for (int64_t j = i + 1; j < T; ++j) a[j] = 0;
-      float* o = out + (b * T + i) * qs + h * D;
-      std::fill(o, o + D, 0.0f);
-      for (int64_t j = 0; j <= i; ++j) {
-        const float* vj = v + (b * T + j) * ks + kh * D;
-        for (int64_t d = 0; d < D; ++d) o[d] += a[j] * vj[d];
-      }
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const int64_t kh = h / rep;
+      const float* Q = q + b * T * qs + h * D;
+      const float* K = k + b * T * ks + kh * D;
+      const float* Vh = v + b * T * ks + kh * D;
+      float* A = att + (b * Hq + h) * T * T;
+      // A = scale * Q K^T, then a causal row softmax
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), scale, Q, int(qs), K, int(ks), 0.0f,
+                  A, int(T));
+      for_rows(T, T, [&](int64_t i) {
+        float* a = A + i * T;
+        const float mx = *std::max_element(a, a + i + 1);
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          a[j] = std::exp(a[j] - mx);
+          sum += a[j];
+        }
+        const float inv = float(1.0 / sum);
+        for (int64_t j = 0; j <= i; ++j) a[j] *= inv;
+        std::fill(a + i + 1, a + T, 0.0f);
+      });
+      // O = A V
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, A, int(T), Vh, int(ks), 0.0f,
+                  out + b * T * qs + h * D, int(qs));
     }
-  });
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* att, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
   const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  // One task per (sequence, kv head): it owns that head's dk/dv slice, so no two tasks write the
-  // same gradient and the order of accumulation is fixed.
-  default_pool().parallel_for(B * Hkv, [&](int64_t task, int) {
-    const int64_t b = task / Hkv, kh = task % Hkv;
-    std::vector<float> da(static_cast<size_t>(T));
-    for (int64_t h = kh * rep; h < (kh + 1) * rep; ++h)
-      for (int64_t i = 0; i < T; ++i) {
-        const float* a = att + ((b * Hq + h) * T + i) * T;
-        const float* doi = dout + (b * T + i) * qs + h * D;
-        const float* qi = q + (b * T + i) * qs + h * D;
-        float* dqi = dq + (b * T + i) * qs + h * D;
+  std::vector<float> dA(static_cast<size_t>(T * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const int64_t kh = h / rep;
+      const float* Q = q + b * T * qs + h * D;
+      const float* K = k + b * T * ks + kh * D;
+      const float* Vh = v + b * T * ks + kh * D;
+      const float* dO = dout + b * T * qs + h * D;
+      const float* A = att + (b * Hq + h) * T * T;
+      // dV += A^T dO;  dA = dO V^T
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, A, int(T), dO, int(qs), 1.0f,
+                  dv + b * T * ks + kh * D, int(ks));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), 1.0f, dO, int(qs), Vh, int(ks), 0.0f,
+                  dA.data(), int(T));
+      // dS = scale * A * (dA - rowsum(A * dA)), zero above the diagonal (A is 0 there)
+      for_rows(T, T, [&](int64_t i) {
+        const float* a = A + i * T;
+        float* d = dA.data() + i * T;
         double dot = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          const float* vj = v + (b * T + j) * ks + kh * D;
-          float s = 0;
-          for (int64_t d = 0; d < D; ++d) s += doi[d] * vj[d];
-          da[size_t(j)] = s;
-          dot += double(a[j]) * s;
-          float* dvj = dv + (b * T + j) * ks + kh * D;
-          for (int64_t d = 0; d < D; ++d) dvj[d] += a[j] * doi[d];
-        }
-        for (int64_t j = 0; j <= i; ++j) {
-          const float ds = a[j] * (da[size_t(j)] - float(dot)) * scale;
-          const float* kj = k + (b * T + j) * ks + kh * D;
-          float* dkj = dk + (b * T + j) * ks + kh * D;
-          for (int64_t d = 0; d < D; ++d) {
-            dqi[d] += ds * kj[d];
-            dkj[d] += ds * qi[d];
-          }
-        }
-      }
-  });
+        for (int64_t j = 0; j <= i; ++j) dot += double(a[j]) * d[j];
+        for (int64_t j = 0; j <= i; ++j) d[j] = scale * a[j] * (d[j] - float(dot));
+        std::fill(d + i + 1, d + T, 0.0f);
+      });
+      // dQ += dS K;  dK += dS^T Q
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, dA.data(), int(T), K, int(ks),
+                  1.0f, dq + b * T * qs + h * D, int(qs));
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, dA.data(), int(T), Q, int(qs),
+                  1.0f, dk + b * T * ks + kh * D, int(ks));
+    }
 }
 
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {
