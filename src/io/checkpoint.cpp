@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "io/json_file.h"
@@ -21,7 +23,41 @@ bool safe_relative(const std::string& f) {
   return true;
 }
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  SY_CHECK(f.good(), "[checkpoint] ", path, ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 }  // namespace
+
+std::map<std::string, std::string> parse_checkpoint_index(std::string_view text, const std::string& I) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[checkpoint] ", I, ": not valid JSON: ", e.what());
+  }
+  SY_CHECK(j.is_object(), "[checkpoint] ", I, ": expected a JSON object");
+  auto wm = j.find("weight_map");
+  SY_CHECK(wm != j.end(), "[checkpoint] ", I, ": missing field 'weight_map'");
+  SY_CHECK(wm->is_object(), "[checkpoint] ", I, ": field 'weight_map' is ", detail::json_type_name(*wm),
+           ", expected an object {tensor: file}");
+  SY_CHECK(!wm->empty(), "[checkpoint] ", I, ": 'weight_map' is empty");
+  std::map<std::string, std::string> out;
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    const std::string& tensor = it.key();
+    SY_CHECK(it.value().is_string(), "[checkpoint] ", I, ": weight_map entry for tensor ", tensor, " is ",
+             detail::json_type_name(it.value()), ", expected a file name");
+    std::string file = it.value().get<std::string>();
+    SY_CHECK(safe_relative(file), "[checkpoint] ", I, ": tensor ", tensor, " maps to '", file,
+             "', which is not a relative path inside the model directory");
+    out.emplace(tensor, std::move(file));
+  }
+  return out;
+}
 
 void Checkpoint::add_shard(const std::string& path) {
   shards_.push_back(std::make_unique<SafeTensors>(path));
@@ -64,25 +100,12 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir_in) {
 
   // Sharded: read the index, open every shard it names, check both sides agree.
   const std::string& I = ck->index_path_;
-  nlohmann::json j = read_json_file(I);
-  SY_CHECK(j.is_object(), "[checkpoint] ", I, ": expected a JSON object");
-  auto wm = j.find("weight_map");
-  SY_CHECK(wm != j.end(), "[checkpoint] ", I, ": missing field 'weight_map'");
-  SY_CHECK(wm->is_object(), "[checkpoint] ", I, ": field 'weight_map' is ", detail::json_type_name(*wm),
-           ", expected an object {tensor: file}");
-  SY_CHECK(!wm->empty(), "[checkpoint] ", I, ": 'weight_map' is empty");
-  std::map<std::string, size_t> file_index;     // shard file name -> shards_ index
-  std::vector<std::string> file_names;          // shards_ index -> file name as in the index
+  std::map<std::string, size_t> file_index;         // shard file name -> shards_ index
+  std::vector<std::string> file_names;              // shards_ index -> file name as in the index
   std::map<std::string, size_t, std::less<>> want;  // tensor -> shards_ index per the index
-  for (auto it = wm->begin(); it != wm->end(); ++it) {
-    const std::string& tensor = it.key();
-    SY_CHECK(it.value().is_string(), "[checkpoint] ", I, ": weight_map entry for tensor ", tensor, " is ",
-             detail::json_type_name(it.value()), ", expected a file name");
-    const std::string file = it.value().get<std::string>();
+  for (const auto& [tensor, file] : parse_checkpoint_index(read_text_file(I), I)) {
     auto f = file_index.find(file);
     if (f == file_index.end()) {
-      SY_CHECK(safe_relative(file), "[checkpoint] ", I, ": tensor ", tensor, " maps to '", file,
-               "', which is not a relative path inside the model directory");
       const std::string path = ck->dir_ + "/" + file;
       SY_CHECK(fs::is_regular_file(path, ec), "[checkpoint] ", I, ": tensor ", tensor, " maps to shard ", file,
                ", which does not exist (", path, ")");

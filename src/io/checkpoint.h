@@ -24,6 +24,10 @@
 
 namespace sy {
 
+// Parses the text of a model.safetensors.index.json: its weight_map as {tensor: shard file}, each
+// file a relative path inside the model directory. Throws naming `path` (and the tensor).
+std::map<std::string, std::string> parse_checkpoint_index(std::string_view text, const std::string& path);
+
 class Checkpoint {
  public:
   // DIR (model.safetensors or model.safetensors.index.json + shards) or a .safetensors file.

@@ -167,6 +167,7 @@ std::vector<std::string> SafeTensors::names() const {
 std::vector<float> SafeTensors::to_f32(std::string_view name) const {
   const TensorInfo& t = get(name);
   std::vector<float> out(size_t(t.numel()));
+  if (out.empty()) return out;  // memcpy(nullptr, ..., 0) in sy::to_f32 would be UB
   if (t.dtype == DType::I32) {
     for (size_t i = 0; i < out.size(); ++i) {
       int32_t v;
