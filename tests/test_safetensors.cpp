@@ -181,6 +181,7 @@ TEST(SafeTensorsWrite, RoundTripEveryDtypeAndMetadata) {
   EXPECT_EQ(std::memcmp(st.get("i64").data, i64.data(), 16), 0);
   EXPECT_EQ(st.to_f32("u8"), (std::vector<float>{0, 255, 17}));
   EXPECT_EQ(st.get("empty", {0, 4}).nbytes, 0u);
+  EXPECT_TRUE(st.to_f32("empty").empty());  // regression: was memcpy(nullptr, ..., 0), found by fuzzing
   EXPECT_EQ(st.get("scalar").numel(), 1);
   EXPECT_EQ(st.to_f32("scalar"), std::vector<float>{1.0f});
   // Data section alignment: the header is padded so the data starts at a multiple of 8.
