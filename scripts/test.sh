@@ -12,3 +12,11 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
 bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSY_SANITIZE=ON
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest -j "$jobs" --output-on-failure --timeout 1800 -LE no_sanitize)
+echo "== libFuzzer targets (clang, ASan+UBSan), ${SY_FUZZ_SECONDS:-20} s each =="
+CC=clang CXX=clang++ bash scripts/build.sh build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSY_FUZZ=ON -DSY_SANITIZE=ON -DSY_TESTS=OFF
+for f in build-fuzz/fuzz/fuzz_*; do
+  name=$(basename "$f"); corpus=build-fuzz/corpus/$name; mkdir -p "$corpus"
+  seeds=(); [[ -d fuzz/seeds/$name ]] && seeds=(fuzz/seeds/$name)
+  ASAN_OPTIONS=detect_leaks=1 "$f" -max_total_time="${SY_FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus" "${seeds[@]+"${seeds[@]}"}" 2>&1 | tail -n 40
+done
