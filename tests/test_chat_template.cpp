@@ -3,6 +3,7 @@
 // expected prompts written by hand from what the templates say; unsupported templates are refused.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,9 +14,11 @@
 namespace sy {
 namespace {
 
+// SY_SOURCE_DIR when CTest sets it, else next to this source file.
 std::string data_path(const std::string& f) {
   const char* src = std::getenv("SY_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/data/chat_templates/" + f;
+  std::filesystem::path dir = src && *src ? std::filesystem::path(src) / "tests" : std::filesystem::path(__FILE__).parent_path();
+  return (dir / "data" / "chat_templates" / f).string();
 }
 
 std::string read_text(const std::string& path) {
