@@ -53,7 +53,7 @@ void run_demo(const DemoOptions& o) {
   std::printf("Switchyard demo: one batch of %lld tokens through a random MoE layer (hidden %lld, %lld experts of "
               "width %lld, SwiGLU, f32), %d threads\n\n",
               (long long)T, (long long)H, (long long)E, (long long)F, default_pool().size());
-  std::printf("%-40s %8s %5s %5s %8s %6s %7s %7s %8s %7s %8s\n", "router", "exp/tok", "min", "max", "load", "cv",
+  std::printf("%-56s %8s %5s %5s %8s %6s %7s %7s %8s %7s %8s\n", "router", "exp/tok", "min", "max", "load", "cv",
               "dropped", "entropy", "lb_loss", "z_loss", "ms");
   std::vector<float> out(size_t(T * H));
   for (const auto& spec : specs) {
@@ -71,10 +71,10 @@ void run_demo(const DemoOptions& o) {
     layer.forward(x.data(), T, out.data(), ctx, &info);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const auto& s = info.stats;
-    std::printf("%-40s %8.2f %5d %5d %8.2f %6.2f %7lld %7.3f %8.4f %7.3f %8.2f\n", layer.router().spec().c_str(),
+    std::printf("%-56s %8.2f %5d %5d %8.2f %6.2f %7lld %7.3f %8.4f %7.3f %8.2f\n", layer.router().spec().c_str(),
                 s.experts_per_token_mean, s.experts_per_token_min, s.experts_per_token_max, s.load_max_over_mean,
                 s.load_cv, (long long)s.dropped, s.entropy, s.lb_loss, s.z_loss, ms);
-    std::printf("%-40s tokens per expert:", "");
+    std::printf("%-56s tokens per expert:", "");
     for (auto c : s.tokens_per_expert) std::printf(" %lld", (long long)c);
     std::printf("\n");
   }

@@ -28,6 +28,17 @@ class ThreadPool {
   // per-thread scratch. The first exception thrown by fn is rethrown here. Not reentrant: fn
   // must not call parallel_for on the same pool (nested calls run inline on the caller).
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
+  // As parallel_for, but runs the tasks inline on the caller (thread 0) when `work` (in any unit,
+  // e.g. multiply-adds) is below `min_parallel_work`: waking the workers costs more than small
+  // jobs take. Same results either way (tasks are independent).
+  void parallel_for(int64_t n_tasks, int64_t work, int64_t min_parallel_work,
+                    const std::function<void(int64_t task, int thread)>& fn) {
+    if (work < min_parallel_work) {
+      for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+      return;
+    }
+    parallel_for(n_tasks, fn);
+  }
 
  private:
   void worker(int index);

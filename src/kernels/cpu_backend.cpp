@@ -79,6 +79,9 @@ void run_tile(const float* const* xs, int nm, const WeightRef* const* ws, int nw
   }
 }
 
+// Below this many multiply-adds a call runs on the calling thread: waking the pool costs more.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 18;
+
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
@@ -90,7 +93,7 @@ class CpuBackend final : public Backend {
     const int64_t N = W.rows, K = W.cols;
     const int64_t nrt = ceil_div(N, kNT);
     const WeightRef* ws[1] = {&W};
-    default_pool().parallel_for(ceil_div(M, kMC) * nrt, [&](int64_t t, int) {
+    default_pool().parallel_for(ceil_div(M, kMC) * nrt, M * N * K, kMinParallelMacs, [&](int64_t t, int) {
       const int64_t m0 = t / nrt * kMC, r0 = t % nrt * kNT;
       const int nm = int(std::min<int64_t>(kMC, M - m0)), nr = int(std::min<int64_t>(kNT, N - r0));
       Scratch s = thread_scratch();
@@ -138,7 +141,8 @@ class CpuBackend final : public Backend {
     float* act = act_buf.data();
     ThreadPool& pool = default_pool();
 
-    pool.parallel_for(int64_t(up_items.size()), [&](int64_t t, int) {
+    const int64_t macs = act_off.back() * H * (gated ? 3 : 2);
+    pool.parallel_for(int64_t(up_items.size()), macs, kMinParallelMacs, [&](int64_t t, int) {
       const Item it = up_items[size_t(t)];
       const FfnGroup& gr = groups[size_t(it.g)];
       const FfnWeights& w = gr.weights;
@@ -162,7 +166,7 @@ class CpuBackend final : public Backend {
       }
     });
 
-    pool.parallel_for(int64_t(down_items.size()), [&](int64_t t, int) {
+    pool.parallel_for(int64_t(down_items.size()), macs, kMinParallelMacs, [&](int64_t t, int) {
       const Item it = down_items[size_t(t)];
       const FfnGroup& gr = groups[size_t(it.g)];
       const FfnWeights& w = gr.weights;
