@@ -431,6 +431,7 @@ void add_bench(CLI::App& app) {
     if (o.quick && moe->count("--budget") == 0) o.budget_s = 0.1;
     run_bench_moe(o);
   });
+  add_bench_model(cmd);
 }
 
 }  // namespace sy::cli
