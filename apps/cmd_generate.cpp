@@ -12,6 +12,7 @@
 #include "model/chat_template.h"
 #include "model/model.h"
 #include "model/sampling.h"
+#include "offload_flags.h"
 
 namespace sy::cli {
 namespace {
@@ -23,6 +24,7 @@ struct GenerateOptions {
   std::vector<CLI::Option*> sampling_flags;  // temp, top-k, top-p, min-p, repeat-penalty
   bool chat = false, no_think = false, no_stats = false;
   std::vector<std::string> stops;
+  OffloadFlags offload;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -58,6 +60,7 @@ void run_generate(GenerateOptions& o) {
   LoadOptions lo;
   lo.router = o.router;
   lo.experts_per_token = o.experts_per_token;
+  apply_offload_flags(o.offload, lo);
   auto t_load = Clock::now();
   auto model = Model::load(o.model_dir, lo);
   Tokenizer tok = Tokenizer::load(o.model_dir);
@@ -135,11 +138,24 @@ void run_generate(GenerateOptions& o) {
   std::fputs("\n", stdout);
   std::fflush(stdout);
   double t_decode = seconds_since(t1);
+  model->close_trace();
+  if (!o.offload.trace.empty()) std::fprintf(stderr, "trace: %s\n", o.offload.trace.c_str());
   if (o.no_stats) return;
   std::fprintf(stderr, "\nprompt: %zu tokens in %.3f s (%.1f tok/s); decode: %d tokens in %.3f s (%.1f tok/s); "
                "stopped: %s\n", ids.size(), t_prompt, double(ids.size()) / t_prompt, n_gen, t_decode,
                n_gen > 0 ? double(n_gen) / t_decode : 0.0, reason.c_str());
   print_routing_summary(*model, stats);
+  if (auto cs = model->expert_cache_stats()) {
+    const double total_s = t_prompt + t_decode;
+    std::fprintf(stderr, "expert cache (%s, budget %.2f MiB of %.2f MiB experts): hit rate %.1f%% (%lld of %lld), "
+                 "%.2f MiB read, stalled %.3f s waiting for experts, %.1f tokens/s overall\n",
+                 offload::policy_name(model->expert_cache()->policy()),
+                 double(model->expert_cache()->budget_bytes()) / (1024.0 * 1024.0),
+                 double(model->routed_expert_bytes()) / (1024.0 * 1024.0), 100.0 * cs->hit_rate(),
+                 (long long)cs->hits, (long long)cs->acquires, double(cs->bytes_read) / (1024.0 * 1024.0),
+                 cs->stall_seconds, total_s > 0 ? double(ids.size() + size_t(n_gen)) / total_s : 0.0);
+    std::fprintf(stderr, "  %s\n", cs->summary().c_str());
+  }
 }
 
 }  // namespace
@@ -168,6 +184,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--system", o.system, "system message for --chat");
   cmd->add_flag("--no-think", o.no_think, "with --chat: disable thinking (Qwen3 enable_thinking=false)");
   cmd->add_flag("--no-stats", o.no_stats, "do not print speed and routing statistics");
+  add_offload_flags(cmd, o.offload);
   cmd->callback([] {
     o.sampling.validate();
     run_generate(o);

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "offload_flags.h"
 
 namespace sy::cli {
 namespace {
@@ -26,6 +27,7 @@ struct PerplexityOptions {
   int64_t ctx = 512;
   int experts_per_token = 0;
   bool json = false, per_token = false;
+  OffloadFlags offload;
 };
 
 std::string read_file(const std::string& path) {
@@ -60,6 +62,7 @@ void run_perplexity(const PerplexityOptions& o) {
   LoadOptions lo;
   lo.router = o.router;
   lo.experts_per_token = o.experts_per_token;
+  apply_offload_flags(o.offload, lo);
   auto m = Model::load(o.dir, lo);
   std::vector<int32_t> ids = o.ids_file.empty() ? Tokenizer::load(o.dir).encode(read_file(o.file)) : read_ids(o.ids_file);
   SY_CHECK(ids.size() >= 2, "[perplexity] ", o.file.empty() ? o.ids_file : o.file, " has ", ids.size(),
@@ -88,10 +91,16 @@ void run_perplexity(const PerplexityOptions& o) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m->close_trace();
   const double mean = nll / double(scored.size()), ppl = std::exp(mean);
+  const auto cs = m->expert_cache_stats();
   if (o.json) {
     nlohmann::json j = {{"model", o.dir}, {"tokens", N}, {"scored", scored.size()}, {"ctx", ctx},
                         {"nll", mean}, {"ppl", ppl}, {"seconds", secs}, {"tokens_per_second", double(N) / secs}};
+    if (cs)
+      j["expert_cache"] = {{"policy", offload::policy_name(m->expert_cache()->policy())},
+                           {"budget_bytes", m->expert_cache()->budget_bytes()}, {"hit_rate", cs->hit_rate()},
+                           {"bytes_read", cs->bytes_read}, {"stall_seconds", cs->stall_seconds}};
     if (o.per_token) {
       nlohmann::json pt = nlohmann::json::array();
       for (const auto& [id, lp] : scored) pt.push_back({{"id", id}, {"logprob", lp}});
@@ -106,6 +115,7 @@ void run_perplexity(const PerplexityOptions& o) {
   }
   std::printf("perplexity %.4f  (mean nll %.6f over %zu scored tokens of %lld, windows of %lld; %.1f tokens/s)\n", ppl,
               mean, scored.size(), (long long)N, (long long)ctx, double(N) / secs);
+  if (cs) std::fprintf(stderr, "expert cache: %s\n", cs->summary().c_str());
 }
 
 }  // namespace
@@ -122,6 +132,7 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--experts-per-token", o.experts_per_token, "experts per token (replaces k)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o.json, "print JSON");
   cmd->add_flag("--per-token", o.per_token, "print every scored token's id and log-probability");
+  add_offload_flags(cmd, o.offload);
   cmd->callback([] { run_perplexity(o); });
 }
 

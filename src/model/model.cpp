@@ -75,6 +75,28 @@ void Model::load_weights(const LoadOptions& opt) {
   embed_ = matrix(gn.embed, c.vocab, H);
   final_norm_ = vector(gn.final_norm, H);
   lm_head_ = c.tie_embeddings ? embed_ : matrix(gn.lm_head, c.vocab, H);
+  // Where every routed expert lives in the files, for the offload cache and the trace header.
+  std::vector<offload::CacheLayerSpec> specs(static_cast<size_t>(c.n_layers));
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const LayerSpec& s = c.layers[size_t(l)];
+    if (!s.moe) continue;
+    const LayerTensorNames n = arch_->layer_names(c, l);
+    offload::CacheLayerSpec& cs = specs[size_t(l)];
+    auto loc = [&](const std::string& name) { return offload::tensor_location(src_->file_of(name), src_->get(name)); };
+    for (int64_t e = 0; e < s.n_experts; ++e) {
+      cs.experts.push_back({loc(n.expert(e, n.expert_gate)), loc(n.expert(e, n.expert_up)), loc(n.expert(e, n.expert_down))});
+      routed_expert_bytes_ += cs.experts.back().nbytes();
+    }
+    // k of the router this layer will run (set_router's rule); a router without k (top-p, ReLU)
+    // may use every expert, so the minimum budget is then the whole layer.
+    std::string spec = opt.router.empty() ? s.router : opt.router;
+    RouterSpec rs = RouterSpec::parse(spec);
+    if (opt.experts_per_token > 0) rs.params["k"] = std::to_string(opt.experts_per_token);
+    cs.active_per_token = int(std::clamp<int64_t>(rs.get_int("k", s.n_experts), 1, s.n_experts));
+  }
+  const bool offload = opt.expert_budget_bytes > 0 || opt.expert_budget_fraction > 0;
+  if (offload || !opt.trace_path.empty()) setup_offload(opt, specs);
+
   for (int l = 0; l < int(c.n_layers); ++l) {
     const LayerSpec& s = c.layers[size_t(l)];
     const LayerTensorNames n = arch_->layer_names(c, l);
@@ -113,7 +135,10 @@ void Model::load_weights(const LoadOptions& opt) {
         experts[size_t(e)].up = matrix(n.expert(e, n.expert_up), F, H);
         experts[size_t(e)].down = matrix(n.expert(e, n.expert_down), H, F);
       }
-      w.experts = std::make_shared<InMemoryExperts>(std::move(experts), src_);
+      if (cache_)
+        w.experts = cache_->store(l);  // the views above stay unused: counted and dtype-checked only
+      else
+        w.experts = std::make_shared<InMemoryExperts>(std::move(experts), src_);
       if (s.shared_ffn > 0) {
         w.shared.gate = matrix(n.shared_gate, s.shared_ffn, H);
         w.shared.up = matrix(n.shared_up, s.shared_ffn, H);
@@ -128,6 +153,71 @@ void Model::load_weights(const LoadOptions& opt) {
   }
   summary_.kv_bytes_per_token = 2 * c.n_layers * c.kv_dim() * int64_t(sizeof(float));
   if (!opt.router.empty() || opt.experts_per_token > 0) set_router(opt.router, opt.experts_per_token);
+  rebuild_prefetcher();
+}
+
+void Model::setup_offload(const LoadOptions& opt, std::vector<offload::CacheLayerSpec> specs) {
+  const ModelConfig& c = cfg_;
+  lookahead_ = opt.prefetch_lookahead;
+  SY_CHECK(lookahead_ >= 1, "[model] prefetch lookahead must be >= 1, got ", lookahead_);
+  if (!opt.trace_path.empty()) {
+    offload::TraceHeader h;
+    h.n_layers = int(c.n_layers);
+    h.expert_bytes.assign(size_t(c.n_layers), 0);
+    for (size_t l = 0; l < specs.size(); ++l) {
+      if (specs[l].experts.empty()) continue;
+      h.n_experts = std::max(h.n_experts, int(specs[l].experts.size()));
+      h.expert_bytes[l] = specs[l].experts[0].nbytes();
+      h.top_k = std::max(h.top_k, specs[l].active_per_token);
+    }
+    h.model = c.architecture;
+    trace_ = std::make_unique<offload::TraceWriter>(opt.trace_path, std::move(h));
+  }
+  if (opt.expert_budget_bytes == 0 && opt.expert_budget_fraction <= 0) return;
+  SY_CHECK(routed_expert_bytes_ > 0, "[model] ", dir_, ": an expert budget was given, but the model has no routed experts");
+  size_t budget = opt.expert_budget_bytes;
+  if (budget == 0) {
+    SY_CHECK(opt.expert_budget_fraction <= 1.0, "[model] expert budget fraction must be in (0, 1], got ",
+             opt.expert_budget_fraction);
+    budget = size_t(double(routed_expert_bytes_) * opt.expert_budget_fraction);
+  }
+  SY_CHECK(opt.io_threads >= 1, "[model] expert cache I/O threads must be >= 1, got ", opt.io_threads);
+  try {
+    cache_ = offload::ExpertCache::create(std::move(specs), {budget, opt.cache_policy, opt.io_threads});
+  } catch (const Error& e) {
+    fail("[model] ", dir_, ": ", e.what(), " (all routed experts: ", routed_expert_bytes_, " bytes)");
+  }
+}
+
+// The prefetcher keeps pointers to the layers' routers, so it is rebuilt whenever they change.
+void Model::rebuild_prefetcher() {
+  prefetcher_.reset();
+  const bool predictive = cache_ && cache_->policy() == offload::PolicyKind::Predictive;
+  if (!predictive && !trace_) return;  // a trace without a cache still records predictions
+  std::vector<offload::PredictivePrefetcher::Layer> pl(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l]->moe) continue;
+    MoELayer& m = *layers_[l]->moe;
+    pl[l].gate = m.weights().router;
+    pl[l].gate_bias = m.weights().router_bias;
+    pl[l].router = &m.router();
+    pl[l].n_experts = int(m.config().n_experts);
+    pl[l].store = m.weights().experts;
+  }
+  prefetcher_ = std::make_unique<offload::PredictivePrefetcher>(std::move(pl), lookahead_, trace_.get());
+}
+
+std::optional<offload::CacheStats> Model::expert_cache_stats() const {
+  if (!cache_) return std::nullopt;
+  return cache_->stats();
+}
+
+void Model::close_trace() {
+  if (!trace_) return;
+  prefetcher_.reset();  // holds a pointer to the writer
+  std::unique_ptr<offload::TraceWriter> t = std::move(trace_);
+  t->close();
+  rebuild_prefetcher();
 }
 
 void Model::set_router(const std::string& spec, int experts_per_token) {
@@ -146,6 +236,7 @@ void Model::set_router(const std::string& spec, int experts_per_token) {
       fail("[model] layer ", l, ": router '", s, "': ", e.what());
     }
   }
+  rebuild_prefetcher();
 }
 
 std::vector<std::string> Model::router_specs() const {
@@ -200,6 +291,9 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
   const std::vector<double> inv_freq = rope_inv_freq(c.rope, c.head_dim, pos0 + T, c.max_pos);
   if (stats && stats->layers.size() != size_t(c.n_layers)) stats->layers.assign(size_t(c.n_layers), {});
   MoEForwardInfo info;
+  MoEForwardInfo* want_info = (stats || trace_) ? &info : nullptr;
+  if (trace_)
+    for (int64_t t = 0; t < T; ++t) trace_->begin_token(pos0 + t);
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& L = *layers_[l];
@@ -236,11 +330,15 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
       ctx.layer = int(l);
       ctx.decode = pos0 > 0;
       try {
-        L.moe->forward(h.data(), T, tmp.data(), ctx, stats ? &info : nullptr, be);
+        // Predicts and prefetches the next layers' experts from this layer's MoE input; the loads
+        // overlap with this layer's experts. Same x and ctx as the layer itself (predictor.h).
+        if (prefetcher_) prefetcher_->on_layer(int(l), h.data(), T, ctx, be);
+        L.moe->forward(h.data(), T, tmp.data(), ctx, want_info, be);
       } catch (const Error& e) {
         fail("[model] layer ", l, ": ", e.what());
       }
       if (stats) stats->layers[l].merge(info.stats);
+      if (trace_) trace_->record_batch(int(l), info.routing);
     } else {
       ffn_forward(h.data(), T, H, L.dense, c.ffn, tmp.data(), be);
     }
@@ -248,6 +346,7 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
   }
   cache.len = pos0 + T;
   if (stats) stats->tokens += T;
+  if (trace_) trace_->flush();  // complete tokens go to FILE.tmp; memory stays bounded
 
   const int64_t first = all_logits ? 0 : T - 1, n = T - first;
   rms_norm(x.data() + first * H, final_norm_.data(), n, H, c.rms_eps, h.data());

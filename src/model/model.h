@@ -12,10 +12,19 @@
 //   h = RMSNorm(x) * ffn_norm;  x += MoE(h) (moe/moe_layer.h) or dense SwiGLU FFN(h)
 // then logits = RMSNorm(x) * final_norm · W_lm^T (W_lm = embed_tokens when tied).
 // Every matmul goes through default_backend().linear / grouped_ffn.
+//
+// Expert offloading (LoadOptions::expert_budget_*; src/offload/): the routed experts of every MoE
+// layer are served by one offload::ExpertCache with a global byte budget, read with pread from the
+// checkpoint files by the cache's own I/O threads (not the default thread pool). With the
+// predictive policy, an offload::PredictivePrefetcher runs layer l+1..l+lookahead's routers on layer
+// l's MoE input before layer l's experts run. The arithmetic is unchanged: the same weight bytes go
+// through the same kernels, so outputs are bitwise identical to the mapped (no-budget) model.
+// LoadOptions::trace_path records every token's routing (offload/trace.h) while forward runs.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,6 +34,9 @@
 #include "io/checkpoint.h"
 #include "moe/moe_layer.h"
 #include "moe/stats.h"
+#include "offload/expert_cache.h"
+#include "offload/predictor.h"
+#include "offload/trace.h"
 
 namespace sy {
 
@@ -32,6 +44,15 @@ struct LoadOptions {
   std::string router;          // router spec for every MoE layer ("" = the architecture's default)
   int experts_per_token = 0;   // > 0: replaces k in the router spec (default or override)
   std::string require_dtype;   // "" = any of f32/bf16/f16; else every matrix must be this dtype
+  // Expert offloading. Both 0: every expert stays in the mapped checkpoint (no cache).
+  size_t expert_budget_bytes = 0;      // > 0: cache budget in bytes
+  double expert_budget_fraction = 0;   // in (0, 1], used when bytes == 0: fraction of all routed experts' bytes
+  offload::PolicyKind cache_policy = offload::PolicyKind::Predictive;
+  int io_threads = 2;                  // the cache's background readers
+  int prefetch_lookahead = 1;          // predictive policy: layers predicted ahead (1 or 2)
+  // Non-empty: write a routing trace (offload/trace.h) of every token forward() runs; with the
+  // predictive policy the predictions are recorded too. Finished by Model::close_trace().
+  std::string trace_path;
 };
 
 // Keys and values of one sequence, f32, per layer [capacity, kv_heads * head_dim].
@@ -79,10 +100,20 @@ class Model {
   std::vector<std::string> router_specs() const;  // per layer; "" for dense layers
   ModelSummary summary() const;
 
+  // Offloading: the cache's counters, or nullopt when the experts are not offloaded.
+  std::optional<offload::CacheStats> expert_cache_stats() const;
+  const offload::ExpertCache* expert_cache() const { return cache_.get(); }
+  uint64_t routed_expert_bytes() const { return routed_expert_bytes_; }  // all routed experts, as stored
+  // Finishes the trace file (flush, fsync, rename into place); throws on I/O errors. No-op without
+  // a trace. The destructor closes an open trace too, but swallows errors.
+  void close_trace();
+
  private:
   struct Layer;
   Model() = default;
   void load_weights(const LoadOptions& opt);
+  void setup_offload(const LoadOptions& opt, std::vector<offload::CacheLayerSpec> specs);
+  void rebuild_prefetcher();
   WeightRef matrix(const std::string& name, int64_t rows, int64_t cols);
   std::vector<float> vector(const std::string& name, int64_t n);
 
@@ -96,6 +127,11 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<std::vector<uint8_t>> realigned_;  // copies of tensors not aligned to their dtype
   ModelSummary summary_;
+  uint64_t routed_expert_bytes_ = 0;
+  std::shared_ptr<offload::ExpertCache> cache_;
+  std::unique_ptr<offload::TraceWriter> trace_;
+  std::unique_ptr<offload::PredictivePrefetcher> prefetcher_;
+  int lookahead_ = 1;
 };
 
 }  // namespace sy
