@@ -50,6 +50,7 @@ void run_demo(const DemoOptions& o) {
   if (specs.empty())
     for (const auto& info : router_registry()) specs.push_back(info.example);
 
+  for (const auto& spec : specs) make_router(spec, int(E));  // reject bad specs before any output
   std::printf("Switchyard demo: one batch of %lld tokens through a random MoE layer (hidden %lld, %lld experts of "
               "width %lld, SwiGLU, f32), %d threads\n\n",
               (long long)T, (long long)H, (long long)E, (long long)F, default_pool().size());
