@@ -58,8 +58,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Variables this machine sets for old OpenBLAS builds; they slow down a current one (issue #2).
-const std::vector<std::string> kOpenblasVars = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
 
 struct BenchOptions {
   std::vector<std::string> cases;  // substrings of "model/tokens/dtype"; empty = all
@@ -186,16 +184,7 @@ class TorchBaselines {
   }
 
  private:
-  json read_json(const std::string& what) {
-    std::string line;
-    SY_CHECK(child_.read_line(line), "[bench] the PyTorch helper exited without ", what,
-             " (see its messages above; exit status ", child_.finish(), ")");
-    try {
-      return json::parse(line);
-    } catch (const json::exception& e) {
-      fail("[bench] the PyTorch helper printed '", line.substr(0, 200), "' instead of JSON (", e.what(), ")");
-    }
-  }
+  json read_json(const std::string& what) { return child_.read_json_line("bench", what); }
   ChildProcess child_;
   json hello_;
 };

@@ -57,8 +57,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Variables this machine sets for old OpenBLAS builds; they slow down a current one (as bench moe).
-const std::vector<std::string> kOpenblasVars = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
 
 struct BenchModelOptions {
   int prompt_tokens = 128, decode_tokens = 32, layers = 4;
@@ -219,16 +217,7 @@ class TorchReference {
   }
 
  private:
-  json read(const std::string& what) {
-    std::string line;
-    SY_CHECK(child_.read_line(line), "[bench model] the PyTorch helper exited without ", what,
-             " (see its messages above; exit status ", child_.finish(), ")");
-    try {
-      return json::parse(line);
-    } catch (const json::exception& e) {
-      fail("[bench model] the PyTorch helper printed '", line.substr(0, 200), "' instead of JSON (", e.what(), ")");
-    }
-  }
+  json read(const std::string& what) { return child_.read_json_line("bench model", what); }
   ChildProcess child_;
   json hello_;
 };

@@ -132,4 +132,15 @@ void reexec_without(const std::vector<std::string>& vars) {
   ::unsetenv("SY_REEXECED");  // exec failed: carry on; the caller's children still lose the variables
 }
 
+nlohmann::json ChildProcess::read_json_line(const std::string& who, const std::string& what) {
+  std::string line;
+  SY_CHECK(read_line(line), "[", who, "] the PyTorch helper exited without ", what,
+           " (see its messages above; exit status ", finish(), ")");
+  try {
+    return nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[", who, "] the PyTorch helper printed '", line.substr(0, 200), "' instead of JSON (", e.what(), ")");
+  }
+}
+
 }  // namespace sy::cli

@@ -6,6 +6,8 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace sy::cli {
 
 class ChildProcess {
@@ -20,6 +22,9 @@ class ChildProcess {
   void write_line(const std::string& line);  // appends '\n' and flushes; throws if the child is gone
   bool read_line(std::string& line);         // false at end of output (the child exited)
   int finish();                              // closes stdin, waits; the exit status (128+sig if killed)
+  // The next line as JSON; throws "[who] the PyTorch helper exited without WHAT ..." at end of
+  // output and "[who] the PyTorch helper printed '...' instead of JSON" on a bad line.
+  nlohmann::json read_json_line(const std::string& who, const std::string& what);
 
  private:
   std::string name_;
@@ -28,6 +33,9 @@ class ChildProcess {
   FILE* out_ = nullptr;  // the child's stdout
   int status_ = -1;
 };
+
+// Variables this machine sets for old OpenBLAS builds; they slow down a current one (issue #2).
+inline const std::vector<std::string> kOpenblasVars = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
 
 // When any of `vars` is set, re-executes this program (/proc/self/exe, same arguments) without
 // them and does not return; returns normally when none is set or re-executing is impossible.
