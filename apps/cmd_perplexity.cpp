@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "model/sampling.h"
 #include "offload_flags.h"
 
 namespace sy::cli {
@@ -80,12 +81,8 @@ void run_perplexity(const PerplexityOptions& o) {
     cache.clear();
     m->forward(std::span<const int32_t>(ids.data() + start, size_t(n)), cache, logits.data(), true);
     for (int64_t t = 1; t < n; ++t) {
-      const float* row = logits.data() + (t - 1) * V;
-      double mx = -INFINITY, sum = 0;
-      for (int64_t i = 0; i < V; ++i) mx = std::max(mx, double(row[i]));
-      for (int64_t i = 0; i < V; ++i) sum += std::exp(double(row[i]) - mx);
       const int32_t id = ids[size_t(start + t)];
-      const double lp = double(row[id]) - mx - std::log(sum);
+      const double lp = token_logprob(logits.data() + (t - 1) * V, V, id);
       scored.emplace_back(id, lp);
       nll -= lp;
     }

@@ -199,4 +199,12 @@ std::string StopMatcher::finish() {
   return stopped_ ? std::string() : out;
 }
 
+double token_logprob(const float* logits, int64_t V, int32_t id) {
+  SY_CHECK(id >= 0 && id < V, "[sampling] token id ", id, " outside [0, ", V, ")");
+  double mx = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
+  for (int64_t i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
+  return double(logits[id]) - mx - std::log(sum);
+}
+
 }  // namespace sy

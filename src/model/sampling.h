@@ -44,6 +44,8 @@ SamplingParams sampling_from_generation_config(const nlohmann::json& j, const st
 // "eos_token_id" of a config.json / generation_config.json: an integer or a list of integers;
 // empty when absent or null.
 std::vector<int32_t> eos_token_ids(const nlohmann::json& j, const std::string& file);
+// log softmax(logits)[id] over logits [V], in double (max-subtracted): the score of perplexity.
+double token_logprob(const float* logits, int64_t V, int32_t id);
 
 class Sampler {
  public:
