@@ -20,5 +20,6 @@ void add_perplexity(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_trace(CLI::App& app);
+void add_route(CLI::App& app);
 
 }  // namespace sy::cli

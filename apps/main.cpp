@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   sy::cli::add_generate(app);
   sy::cli::add_tokenize(app);
   sy::cli::add_trace(app);
+  sy::cli::add_route(app);
   app.parse_complete_callback([] { sy::set_default_threads(sy::cli::globals().threads); });
   try {
     app.parse(argc, argv);
