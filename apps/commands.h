@@ -21,5 +21,6 @@ void add_generate(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_trace(CLI::App& app);
 void add_route(CLI::App& app);
+void add_train(CLI::App& app);
 
 }  // namespace sy::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   sy::cli::add_tokenize(app);
   sy::cli::add_trace(app);
   sy::cli::add_route(app);
+  sy::cli::add_train(app);
   app.parse_complete_callback([] { sy::set_default_threads(sy::cli::globals().threads); });
   try {
     app.parse(argc, argv);

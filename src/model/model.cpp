@@ -25,6 +25,18 @@ bool float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == D
 
 const float* opt(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 
+// A layer's router: the tensors it asks for by name (Router::param_names) are read from the gate's
+// siblings when the checkpoint has them, e.g. "mlp.gate.e_score_correction_bias" next to
+// "mlp.gate.weight" (DeepSeek-V3; trained by `switchyard train` with the sigmoid router).
+std::unique_ptr<Router> layer_router(const std::string& spec, int n_experts, const Checkpoint& src,
+                                     const std::string& gate_weight) {
+  std::unique_ptr<Router> r = make_router(spec, n_experts);
+  const std::string prefix = gate_weight.substr(0, gate_weight.rfind('.') + 1);
+  for (const std::string& name : r->param_names())
+    if (src.find(prefix + name)) r->set_param(name, src.to_f32(prefix + name));
+  return r;
+}
+
 }  // namespace
 
 WeightRef Model::matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -128,7 +140,8 @@ void Model::load_weights(const LoadOptions& opt) {
     } else {
       const int64_t E = s.n_experts, F = s.expert_ffn;
       MoEWeights w;
-      w.router = matrix(n.router, E, H);
+      std::unique_ptr<Router> router = layer_router(s.router, int(E), *src_, n.router);
+      w.router = matrix(n.router, router->num_scores(int(E)), H);  // null experts: extra gate rows
       std::vector<FfnWeights> experts(static_cast<size_t>(E));
       for (int64_t e = 0; e < E; ++e) {
         experts[size_t(e)].gate = matrix(n.expert(e, n.expert_gate), F, H);
@@ -146,7 +159,7 @@ void Model::load_weights(const LoadOptions& opt) {
         if (s.shared_gate) w.shared_gate = matrix(n.shared_expert_gate, 1, H);
       }
       L->default_router = s.router;
-      L->moe = std::make_unique<MoELayer>(MoEConfig{H, E, F, c.ffn}, std::move(w), make_router(s.router, int(E)));
+      L->moe = std::make_unique<MoELayer>(MoEConfig{H, E, F, c.ffn}, std::move(w), std::move(router));
       summary_.n_moe_layers++;
     }
     layers_.push_back(std::move(L));
@@ -231,7 +244,7 @@ void Model::set_router(const std::string& spec, int experts_per_token) {
       s = rs.str();
     }
     try {
-      L.moe->set_router(make_router(s, int(L.moe->config().n_experts)));
+      L.moe->set_router(layer_router(s, int(L.moe->config().n_experts), *src_, arch_->layer_names(cfg_, int(l)).router));
     } catch (const Error& e) {
       fail("[model] layer ", l, ": router '", s, "': ", e.what());
     }

@@ -96,6 +96,11 @@ class MoELM {
   float* grad(const std::string& name) { return g_.data() + param(name).offset; }
   // e_score_correction_bias of layer l [E] (zeros unless the sigmoid router moved it).
   std::span<float> router_bias(int64_t layer);
+  // Training state for checkpoints: AdamW first/second moments [P] and every layer's router bias
+  // [n_layers * n_experts], the same layout as weights() / router_bias().
+  std::span<float> adam_m() { return adam_m_; }
+  std::span<float> adam_v() { return adam_v_; }
+  std::span<float> router_biases() { return bias_; }
 
   // Weights ~ N(0, 0.02) from a seeded generator (splitmix64 + Box-Muller), norm weights 1.
   void init(uint64_t seed);

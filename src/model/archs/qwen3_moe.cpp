@@ -2,6 +2,11 @@
 // k_norm over each head (head_dim) before RoPE, an explicit head_dim, optional attention_bias,
 // sparse layers chosen by decoder_sparse_step / mlp_only_layers, softmax top-k routing
 // renormalised iff norm_topk_prob. Experts: mlp.experts.E.{gate,up,down}_proj.
+// Switchyard extensions (written by `switchyard train`; HF transformers ignores them):
+//   "switchyard_router": router spec used instead of the top-k default (sigmoid, top-p, null experts;
+//     their tensors: mlp.gate.e_score_correction_bias, extra mlp.gate.weight rows for null experts);
+//   "shared_expert_intermediate_size" > 0: a shared expert mlp.shared_expert.{gate,up,down}_proj, scaled
+//     by sigmoid(mlp.shared_expert_gate) when "switchyard_shared_expert_gate" is true (Qwen2-MoE names).
 #include "core/error.h"
 #include "model/arch.h"
 #include "model/archs/archs.h"
@@ -27,7 +32,10 @@ ModelConfig parse(const JsonConfig& j) {
       s.moe = true;
       s.n_experts = E;
       s.expert_ffn = j.get_int("moe_intermediate_size");
-      s.router = str("topk:k=", k, ",norm=", norm ? "true" : "false");
+      s.router = j.get_str("switchyard_router", str("topk:k=", k, ",norm=", norm ? "true" : "false"));
+      s.shared_ffn = j.get_int("shared_expert_intermediate_size", 0);
+      if (s.shared_ffn < 0) j.bad("shared_expert_intermediate_size", "must not be negative");
+      s.shared_gate = s.shared_ffn > 0 && j.get_bool("switchyard_shared_expert_gate", false);
     } else {
       s.ffn = j.get_int("intermediate_size");
     }
@@ -45,6 +53,10 @@ LayerTensorNames names(const ModelConfig& c, int l) {
     n.router = p + "mlp.gate.weight";
     n.expert_prefix = p + "mlp.experts.";
     n.expert_gate = "gate_proj", n.expert_up = "up_proj", n.expert_down = "down_proj";
+    n.shared_gate = p + "mlp.shared_expert.gate_proj.weight";
+    n.shared_up = p + "mlp.shared_expert.up_proj.weight";
+    n.shared_down = p + "mlp.shared_expert.down_proj.weight";
+    n.shared_expert_gate = p + "mlp.shared_expert_gate.weight";
   } else {
     n.dense_gate = p + "mlp.gate_proj.weight";
     n.dense_up = p + "mlp.up_proj.weight";
