@@ -19,6 +19,7 @@ void add_info(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_tokenizer(CLI::App& app);  // `tokenizer train` (cmd_tokenizer.cpp)
 void add_trace(CLI::App& app);
 void add_route(CLI::App& app);
 void add_train(CLI::App& app);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   sy::cli::add_perplexity(app);
   sy::cli::add_generate(app);
   sy::cli::add_tokenize(app);
+  sy::cli::add_tokenizer(app);
   sy::cli::add_trace(app);
   sy::cli::add_route(app);
   sy::cli::add_train(app);
