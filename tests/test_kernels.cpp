@@ -26,39 +26,16 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "kernels/backend.h"
+#include "kernel_test_util.h"
 
 namespace sy {
 namespace {
 
 constexpr float kU = 1.0f / (1 << 24);
 
-// A weight matrix stored in `dt`, with its values as f32 (after rounding) for the abs bound.
-struct Mat {
-  DType dt;
-  int64_t rows, cols;
-  std::vector<uint8_t> bytes;
-  std::vector<float> vals;
-  WeightRef ref() const { return {bytes.data(), dt, rows, cols}; }
-};
-
-Mat make_mat(std::mt19937& rng, DType dt, int64_t rows, int64_t cols, float scale) {
-  std::uniform_real_distribution<float> u(-scale, scale);
-  Mat m{dt, rows, cols, {}, {}};
-  std::vector<float> v(size_t(rows * cols));
-  for (float& f : v) f = u(rng);
-  m.bytes.resize(v.size() * dtype_size(dt) + 1);  // +1: never empty (data() non-null)
-  from_f32(dt, v.data(), m.bytes.data(), v.size());
-  m.vals.resize(v.size());
-  to_f32(dt, m.bytes.data(), m.vals.data(), v.size());
-  return m;
-}
-
-std::vector<float> rand_vec(std::mt19937& rng, size_t n, float scale) {
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (float& f : v) f = u(rng);
-  return v;
-}
+using test::make_mat;
+using test::Mat;
+using test::rand_vec;
 
 const DType kDTypes[] = {DType::F32, DType::BF16, DType::F16};
 

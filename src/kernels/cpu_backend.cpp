@@ -10,6 +10,10 @@
 //      y[dst] = scale * (down act + down_bias).
 // Decode (1 token per expert) then streams each active expert's weights once, rows split across
 // threads; prefill widens each weight block once per token block and reuses it for all its tokens.
+//
+// Two instances: cpu_backend() computes in f32 (fast::matmul_tile); cpu_bf16_backend() runs
+// grouped_ffn's matmuls with activations and weights rounded to bf16, summed in f32
+// (fast::matmul_tile_bf16, vdpbf16ps), an opt-in precision class like PyTorch's bf16 matmuls.
 #include <algorithm>
 #include <vector>
 
@@ -43,7 +47,7 @@ struct Scratch {
   float* c;
 };
 Scratch thread_scratch() {
-  static const size_t tile = fast::tile_scratch_floats();
+  static const size_t tile = std::max(fast::tile_scratch_floats(), fast::tile_scratch_floats_bf16());
   thread_local std::vector<float> buf;
   if (buf.empty()) buf.resize(tile + size_t(kMC) * kMaxTileRows);
   return {buf.data(), buf.data() + tile};
@@ -52,9 +56,9 @@ Scratch thread_scratch() {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Runs one tile: rows [r0, r0+nr) of each weight in ws (1 or 2 matrices, same K) against the
-// token rows xs, into C (ldc kMaxTileRows): C[m][w*nr + r].
+// token rows xs, into C (ldc kMaxTileRows): C[m][w*nr + r]. bf16: bf16 compute.
 void run_tile(const float* const* xs, int nm, const WeightRef* const* ws, int nw, int64_t r0, int nr, float* C,
-              float* scratch) {
+              float* scratch, bool bf16) {
   const void* rows[kMaxTileRows];
   auto call = [&](int first, int count) {
     fast::TileArgs a;
@@ -69,7 +73,10 @@ void run_tile(const float* const* xs, int nm, const WeightRef* const* ws, int nw
     a.K = ws[first]->cols;
     a.C = C + first * nr;
     a.ldc = kMaxTileRows;
-    fast::matmul_tile(a, scratch);
+    if (bf16)
+      fast::matmul_tile_bf16(a, scratch);
+    else
+      fast::matmul_tile(a, scratch);
   };
   if (nw == 2 && ws[0]->dtype != ws[1]->dtype) {
     call(0, 1);
@@ -84,7 +91,8 @@ constexpr int64_t kMinParallelMacs = int64_t(1) << 18;
 
 class CpuBackend final : public Backend {
  public:
-  const char* name() const override { return "cpu"; }
+  explicit CpuBackend(bool bf16) : bf16_(bf16) {}
+  const char* name() const override { return bf16_ ? "cpu-bf16" : "cpu"; }
 
   void linear(const float* x, int64_t M, const WeightRef& W, const float* bias, float* y) override {
     SY_CHECK(M >= 0, "[cpu backend] linear: negative row count ", M);
@@ -99,7 +107,7 @@ class CpuBackend final : public Backend {
       Scratch s = thread_scratch();
       const float* xs[kMC];
       for (int i = 0; i < nm; ++i) xs[i] = x + (m0 + i) * K;
-      run_tile(xs, nm, ws, 1, r0, nr, s.c, s.tile);
+      run_tile(xs, nm, ws, 1, r0, nr, s.c, s.tile, false);  // linear stays f32 (see backend.h)
       for (int i = 0; i < nm; ++i) {
         float* yr = y + (m0 + i) * N + r0;
         const float* c = s.c + int64_t(i) * kMaxTileRows;
@@ -112,11 +120,16 @@ class CpuBackend final : public Backend {
                    float* y) override {
     const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
     const int64_t G = int64_t(groups.size());
-    std::vector<int64_t> act_off(size_t(G) + 1, 0);
-    struct Item {
-      int64_t g, m0, r0;
-    };
-    std::vector<Item> up_items, down_items;
+    // Reused between calls (no allocation per decode step once warm). The lambdas below run on the
+    // pool's threads, so they must use these references, never the thread_local names.
+    thread_local std::vector<int64_t> tl_act_off;
+    thread_local std::vector<Item> tl_up_items, tl_down_items;
+    std::vector<int64_t>& act_off = tl_act_off;
+    std::vector<Item>& up_items = tl_up_items;
+    std::vector<Item>& down_items = tl_down_items;
+    act_off.assign(size_t(G) + 1, 0);
+    up_items.clear();
+    down_items.clear();
     for (int64_t g = 0; g < G; ++g) {
       const FfnGroup& gr = groups[size_t(g)];
       SY_CHECK(gr.n >= 0, "[cpu backend] group ", g, ": negative token count ", gr.n);
@@ -152,7 +165,7 @@ class CpuBackend final : public Backend {
       const float* xs[kMC];
       for (int i = 0; i < nm; ++i) xs[i] = x + int64_t(gr.rows[it.m0 + i]) * H;
       const WeightRef* ws[2] = {gated ? &w.gate : &w.up, &w.up};
-      run_tile(xs, nm, ws, gated ? 2 : 1, it.r0, nr, s.c, s.tile);
+      run_tile(xs, nm, ws, gated ? 2 : 1, it.r0, nr, s.c, s.tile, bf16_);
       for (int i = 0; i < nm; ++i) {
         const float* c = s.c + int64_t(i) * kMaxTileRows;
         float* out = act + act_off[size_t(it.g)] + (it.m0 + i) * F + it.r0;
@@ -176,7 +189,7 @@ class CpuBackend final : public Backend {
       const float* xs[kMC];
       for (int i = 0; i < nm; ++i) xs[i] = act + act_off[size_t(it.g)] + (it.m0 + i) * F;
       const WeightRef* ws[1] = {&w.down};
-      run_tile(xs, nm, ws, 1, it.r0, nr, s.c, s.tile);
+      run_tile(xs, nm, ws, 1, it.r0, nr, s.c, s.tile, bf16_);
       for (int i = 0; i < nm; ++i) {
         const float* c = s.c + int64_t(i) * kMaxTileRows;
         const float sc = gr.scale ? gr.scale[it.m0 + i] : 1.0f;
@@ -186,12 +199,23 @@ class CpuBackend final : public Backend {
       }
     });
   }
+
+ private:
+  struct Item {
+    int64_t g, m0, r0;
+  };
+  bool bf16_;
 };
 
 }  // namespace
 
 Backend& cpu_backend() {
-  static CpuBackend b;
+  static CpuBackend b(false);
+  return b;
+}
+
+Backend& cpu_bf16_backend() {
+  static CpuBackend b(true);
   return b;
 }
 

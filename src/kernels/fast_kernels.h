@@ -49,6 +49,15 @@ size_t tile_scratch_floats();
 // Computes one tile (see above). scratch: tile_scratch_floats() floats, owned by the calling thread.
 void matmul_tile(const TileArgs& a, float* scratch);
 
+// bf16 compute (bf16_tile.cpp): the same tile with x and the weights rounded to bf16 (round to
+// nearest even) and the products summed in f32 by AVX512-BF16 vdpbf16ps where the CPU has it
+// (bf16_dot_native()), else by matmul_tile_bf16_scalar (products summed in increasing k). Fixed
+// reduction order, so thread-count independent; the two paths differ in summation order.
+size_t tile_scratch_floats_bf16();
+bool bf16_dot_native();
+void matmul_tile_bf16(const TileArgs& a, float* scratch);
+void matmul_tile_bf16_scalar(const TileArgs& a);
+
 // out[f] = act(gate[f] + gb[f], up[f] + ub[f]) for f < n (see Activation in weights.h); gate, gb
 // and ub may be nullptr where unused. Vectorised for SwiGLU, GptOssSwiGLU and ReluMlp.
 void ffn_act(const FfnParams& p, const float* gate, const float* up, const float* gb, const float* ub, float* out,
