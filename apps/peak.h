@@ -1,8 +1,10 @@
 // This machine's peaks, measured in-process, for `switchyard bench` to report achieved GB/s and
 // GFLOP/s as fractions of them (../shared/ROUTING.md, "Measuring this machine's peaks honestly"):
-//   read bandwidth: a streaming *read* of a buffer far larger than the last-level cache, every
-//                   thread summing its own contiguous slice with vector loads; bytes read / time of
-//                   the slowest thread, best of several passes (one thread reaches only ~60%).
+//   read bandwidth: a streaming *read* of a buffer far larger than the last-level cache (1 GiB,
+//                   offered to transparent huge pages), every thread summing its own contiguous
+//                   slice as 1, 2, 4 or 8 interleaved streams with unrolled vector loads into
+//                   independent accumulators; bytes read / time of the slowest thread, best over
+//                   stream counts and several passes (one thread reaches only ~60%).
 //   FMA peak:       the best of a tuned SGEMM (OpenBLAS cblas_sgemm, square N x N, 2 N^3 flop) and
 //                   our own loop of independent vector FMAs (AVX-512 or AVX2, chosen at run time)
 //                   on every thread: flops / time of the slowest thread.
@@ -16,6 +18,7 @@ namespace sy::cli {
 struct MachinePeaks {
   int threads = 0;
   double read_gbps = 0;         // streaming read, all threads
+  int read_streams = 1;         // interleaved streams per thread of the best read
   double read_gbps_1t = 0;      // one thread (for context)
   double sgemm_gflops = 0;      // cblas_sgemm, all threads
   double fma_loop_gflops = 0;   // our FMA loop, all threads
