@@ -17,7 +17,11 @@
 //   bytes  = distinct experts touched x 3 H F x sizeof(weight) + router E H x 4 + x and y T H x 4 each
 //   flops  = assignments x 2 x 3 H F + router 2 T H E
 //   gbps   = bytes / ours, bandwidth_fraction = gbps / measured streaming read bandwidth
-//   gflops = flops / ours, flops_fraction = gflops / measured f32 FMA peak (apps/peak.h)
+//   gflops = flops / ours, flops_fraction = gflops / measured f32 FMA peak (apps/peak.h); for bf16
+//            compute (--compute, cpu_bf16_backend) / the measured bf16 dot (vdpbf16ps) peak
+// Each case runs in f32 compute and, with --compute both (default) on bf16 weights, also in bf16
+// compute (the expert FFNs' activations and weights rounded to bf16, as torch's bf16 run does):
+// one row each, both checked against the same f32 reference (bf16 tolerance for bf16 compute).
 //   speedup = min(torch loop, torch dense) / ours
 // Targets (issue #2): prefill speedup >= 3; decode bandwidth_fraction >= 0.7.
 #include <sys/statvfs.h>
@@ -64,6 +68,7 @@ struct BenchOptions {
   int repeats = 50;                // most timed repeats per measurement
   double budget_s = 3.0;           // time budget per measurement (after one warmup)
   bool no_torch = false, quick = false, as_json = false;
+  std::string compute = "both";  // f32 or bf16 compute only; both: f32, plus bf16 on the bf16-weight cases
   uint64_t seed = 1;
   std::string python = SY_PYTHON;
   std::string torch_script = std::string(SY_SOURCE_DIR) + "/bench/moe_torch.py";
@@ -227,8 +232,11 @@ Check compare(const std::vector<float>& ours, const Routing& r, const std::strin
   return c;
 }
 
-json run_case(const BenchOptions& o, const Shape& s, DType dt, int64_t T, const SafeTensors& w,
-              const std::string& weights_path, const MachinePeaks& peaks, TorchBaselines* torch) {
+// One row per backend in `backends` (f32 compute, and bf16 compute where asked): each is timed and
+// checked against the same PyTorch run (the baselines are timed once per case).
+std::vector<json> run_case(const BenchOptions& o, const Shape& s, DType dt, int64_t T, const SafeTensors& w,
+                           const std::string& weights_path, const MachinePeaks& peaks, TorchBaselines* torch,
+                           const std::vector<Backend*>& backends) {
   const std::string label = str(s.name, "/", T, "/", dtype_name(dt));
   std::vector<FfnWeights> experts(size_t(s.E));
   const auto& g = w.get("gate", {s.E, s.F, s.H});
@@ -249,51 +257,66 @@ json run_case(const BenchOptions& o, const Shape& s, DType dt, int64_t T, const 
   RouteInput ctx;
   ctx.decode = T == 1;
 
-  MoEForwardInfo info;
-  layer.forward(x, T, out.data(), ctx, &info);  // untimed: the routing and the output to check
-  std::vector<float> ours = out;
-  Timing t = time_median([&] { layer.forward(x, T, out.data(), ctx); }, o.budget_s, o.repeats);
+  std::vector<json> rows;
+  std::vector<MoEForwardInfo> infos(backends.size());
+  std::vector<std::vector<float>> outs;
+  for (size_t b = 0; b < backends.size(); ++b) {
+    Backend& be = *backends[b];
+    MoEForwardInfo& info = infos[b];
+    layer.forward(x, T, out.data(), ctx, &info, be);  // untimed: the routing and the output to check
+    outs.push_back(out);
+    Timing t = time_median([&] { layer.forward(x, T, out.data(), ctx, nullptr, be); }, o.budget_s, o.repeats);
 
-  std::set<int32_t> touched(info.routing.expert.begin(), info.routing.expert.end());
-  const int64_t nnz = info.routing.nnz();
-  const double bytes = double(touched.size()) * 3.0 * double(s.H * s.F) * double(dtype_size(dt)) +
-                       double(s.E * s.H) * 4.0 + 2.0 * double(T * s.H) * 4.0;
-  const double flops = double(nnz) * 6.0 * double(s.H * s.F) + 2.0 * double(T * s.H * s.E);
-  const double sec = t.ms * 1e-3;
-  json j = {{"case", s.name}, {"label", label}, {"phase", T == 1 ? "decode" : "prefill"},
-            {"tokens", T}, {"weight_dtype", std::string(dtype_name(dt))}, {"hidden", s.H},
-            {"experts", s.E}, {"expert_ffn", s.F}, {"top_k", s.k}, {"threads", peaks.threads},
-            {"backend", default_backend().name()}, {"ours_ms", t.ms}, {"ours_repeats", t.repeats},
-            {"experts_touched", touched.size()}, {"bytes", bytes}, {"flops", flops},
-            {"gbps", bytes / sec / 1e9}, {"bandwidth_fraction", bytes / sec / 1e9 / peaks.read_gbps},
-            {"gflops", flops / sec / 1e9}, {"flops_fraction", flops / sec / 1e9 / peaks.fma_gflops},
-            {"peak_read_gbps", peaks.read_gbps}, {"peak_fma_gflops", peaks.fma_gflops},
-            {"torch_loop_ms", nullptr}, {"torch_dense_ms", nullptr}, {"speedup", nullptr}};
-  j["target"] = T == 1 ? "bandwidth_fraction >= 0.7" : "speedup >= 3";
-  if (!torch) {
-    j["check"] = "skipped (--no-torch)";
-    j["target_met"] = T == 1 ? json(j["bandwidth_fraction"].get<double>() >= 0.7) : json(nullptr);
-    return j;
+    std::set<int32_t> touched(info.routing.expert.begin(), info.routing.expert.end());
+    const int64_t nnz = info.routing.nnz();
+    const double bytes = double(touched.size()) * 3.0 * double(s.H * s.F) * double(dtype_size(dt)) +
+                         double(s.E * s.H) * 4.0 + 2.0 * double(T * s.H) * 4.0;
+    const double flops = double(nnz) * 6.0 * double(s.H * s.F) + 2.0 * double(T * s.H * s.E);
+    const double sec = t.ms * 1e-3;
+    const bool bf16c = &be == &cpu_bf16_backend();
+    // Fractions of the peak of the same precision class: bf16 compute against the bf16 dot peak.
+    const double peak_flops = bf16c && peaks.bf16_dot_gflops > 0 ? peaks.bf16_dot_gflops : peaks.fma_gflops;
+    json j = {{"case", s.name}, {"label", label}, {"phase", T == 1 ? "decode" : "prefill"},
+              {"tokens", T}, {"weight_dtype", std::string(dtype_name(dt))}, {"compute", bf16c ? "bf16" : "f32"},
+              {"hidden", s.H}, {"experts", s.E}, {"expert_ffn", s.F}, {"top_k", s.k}, {"threads", peaks.threads},
+              {"backend", be.name()}, {"ours_ms", t.ms}, {"ours_repeats", t.repeats},
+              {"experts_touched", touched.size()}, {"bytes", bytes}, {"flops", flops},
+              {"gbps", bytes / sec / 1e9}, {"bandwidth_fraction", bytes / sec / 1e9 / peaks.read_gbps},
+              {"gflops", flops / sec / 1e9}, {"flops_fraction", flops / sec / 1e9 / peak_flops},
+              {"peak_read_gbps", peaks.read_gbps}, {"peak_fma_gflops", peaks.fma_gflops},
+              {"peak_flops_gflops", peak_flops},
+              {"torch_loop_ms", nullptr}, {"torch_dense_ms", nullptr}, {"speedup", nullptr}};
+    j["target"] = T == 1 ? "bandwidth_fraction >= 0.7" : "speedup >= 3";
+    if (!torch) {
+      j["check"] = "skipped (--no-torch)";
+      j["target_met"] = T == 1 ? json(j["bandwidth_fraction"].get<double>() >= 0.7) : json(nullptr);
+    }
+    rows.push_back(j);
   }
+  if (!torch) return rows;
   const std::string out_path = weights_path + str(".out", T, ".safetensors");
   json req = {{"weights", weights_path}, {"out", out_path}, {"tokens", T}, {"label", label},
               {"budget_s", o.budget_s}, {"max_repeats", o.repeats}};
   json r = torch->run(req);
-  const double tol = dt == DType::F32 ? 1e-4 : 2e-2;
-  Check c = compare(ours, info.routing, out_path, s, T, tol);
+  for (size_t b = 0; b < rows.size(); ++b) {
+    json& j = rows[b];
+    // bf16 compute rounds x and the FFN's activations to bf16: the bf16-weights tolerance covers it.
+    const double tol = dt == DType::F32 && j["compute"] == "f32" ? 1e-4 : 2e-2;
+    Check c = compare(outs[b], infos[b].routing, out_path, s, T, tol);
+    for (const char* k : {"torch_loop_ms", "torch_loop_repeats", "torch_dense_ms", "torch_dense_repeats",
+                          "torch_dense_vs_loop_rel_err"})
+      if (r.contains(k)) j[k] = r[k];
+    double loop = r["torch_loop_ms"].get<double>(), dense = r["torch_dense_ms"].get<double>();
+    j["torch_best"] = loop <= dense ? "loop" : "dense";
+    j["speedup"] = std::min(loop, dense) / j["ours_ms"].get<double>();
+    j["max_rel_err"] = c.max_rel_err;
+    j["tolerance"] = tol;
+    j["routing_mismatch_tokens"] = c.routing_mismatch;
+    j["check"] = c.pass ? "pass" : "FAIL";
+    j["target_met"] = T == 1 ? j["bandwidth_fraction"].get<double>() >= 0.7 : j["speedup"].get<double>() >= 3.0;
+  }
   std::filesystem::remove(out_path);
-  for (const char* k : {"torch_loop_ms", "torch_loop_repeats", "torch_dense_ms", "torch_dense_repeats",
-                        "torch_dense_vs_loop_rel_err"})
-    if (r.contains(k)) j[k] = r[k];
-  double loop = r["torch_loop_ms"].get<double>(), dense = r["torch_dense_ms"].get<double>();
-  j["torch_best"] = loop <= dense ? "loop" : "dense";
-  j["speedup"] = std::min(loop, dense) / t.ms;
-  j["max_rel_err"] = c.max_rel_err;
-  j["tolerance"] = tol;
-  j["routing_mismatch_tokens"] = c.routing_mismatch;
-  j["check"] = c.pass ? "pass" : "FAIL";
-  j["target_met"] = T == 1 ? j["bandwidth_fraction"].get<double>() >= 0.7 : j["speedup"].get<double>() >= 3.0;
-  return j;
+  return rows;
 }
 
 // --- output -------------------------------------------------------------------------------------
@@ -305,7 +328,7 @@ std::string fmt(const char* f, double v) {
 }
 
 void print_row_header() {
-  std::printf("%-16s %6s %5s %9s %9s %9s %8s %7s %5s %8s %6s %9s %5s  %s\n", "case", "tokens", "dtype", "ours ms",
+  std::printf("%-16s %6s %5s %4s %9s %9s %9s %8s %7s %5s %8s %6s %9s %5s  %s\n", "case", "tokens", "dtype", "comp", "ours ms",
               "loop ms", "dense ms", "speedup", "GB/s", "%bw", "GFLOP/s", "%peak", "rel err", "check", "target");
 }
 
@@ -315,8 +338,9 @@ void print_row(const json& j) {
   };
   std::string target = j["target"].get<std::string>();
   std::string met = j["target_met"].is_boolean() ? (j["target_met"].get<bool>() ? "met" : "MISSED") : "n/a";
-  std::printf("%-16s %6lld %5s %9s %9s %9s %8s %7s %5s %8s %6s %9s %5s  %s %s\n", j["case"].get<std::string>().c_str(),
+  std::printf("%-16s %6lld %5s %4s %9s %9s %9s %8s %7s %5s %8s %6s %9s %5s  %s %s\n", j["case"].get<std::string>().c_str(),
               (long long)j["tokens"].get<int64_t>(), j["weight_dtype"].get<std::string>().c_str(),
+              j["compute"].get<std::string>().c_str(),
               num("ours_ms", "%.3f").c_str(), num("torch_loop_ms", "%.3f").c_str(), num("torch_dense_ms", "%.3f").c_str(),
               (num("speedup", "%.2f") + (j["speedup"].is_number() ? "x" : "")).c_str(), num("gbps", "%.1f").c_str(),
               fmt("%.0f%%", 100 * j["bandwidth_fraction"].get<double>()).c_str(), num("gflops", "%.1f").c_str(),
@@ -378,21 +402,29 @@ void run_bench_moe(const BenchOptions& o) {
       write_weights(path, s, dt, tmax, o.seed);
       SafeTensors w(path);
       for (int64_t T : ts) {
-        json j = run_case(o, s, dt, T, w, path, peaks, torch.get());
-        if (j["check"] == "FAIL") failed.push_back(j["label"].get<std::string>());
-        if (o.as_json) {
-          std::printf("%s\n", j.dump().c_str());
-          std::fflush(stdout);
-        } else {
-          print_row(j);
+        std::vector<Backend*> backends;
+        if (o.compute != "bf16") backends.push_back(&default_backend());
+        if (o.compute == "bf16" || (o.compute == "both" && dt == DType::BF16))
+          backends.push_back(&cpu_bf16_backend());
+        for (const json& j : run_case(o, s, dt, T, w, path, peaks, torch.get(), backends)) {
+          if (j["check"] == "FAIL")
+            failed.push_back(j["label"].get<std::string>() + " compute " + j["compute"].get<std::string>());
+          if (o.as_json) {
+            std::printf("%s\n", j.dump().c_str());
+            std::fflush(stdout);
+          } else {
+            print_row(j);
+          }
         }
       }
     }
   if (torch) torch.reset();
   std::fprintf(info, "load average at the end: %s\n", load_average().c_str());
   if (!o.as_json)
-    std::printf("speedup = faster PyTorch baseline / ours; %%bw of the measured read bandwidth, %%peak of the measured "
-                "f32 FMA peak; rel err = max |ours - torch loop (f32 compute)| / max |torch loop|\n");
+    std::printf("comp = our compute precision (bf16: activations rounded to bf16, vdpbf16ps; torch runs bf16-weight "
+                "cases in bf16); speedup = faster PyTorch baseline / ours; %%bw of the measured read bandwidth, %%peak "
+                "of the measured f32 FMA peak (bf16 dot peak for comp bf16); rel err = max |ours - torch loop (f32 "
+                "compute)| / max |torch loop|\n");
   SY_CHECK(failed.empty(), "[bench] our output does not match the PyTorch loop for ", failed.size(),
            " case(s), first ", failed.empty() ? "" : failed[0]);
 }
@@ -410,6 +442,10 @@ void add_bench(CLI::App& app) {
   moe->add_option("--budget", o.budget_s, "seconds per measurement before repeats stop (at least one repeat)")
       ->check(CLI::Range(0.0, 3600.0));
   moe->add_flag("--no-torch", o.no_torch, "time our layer only (no PyTorch baselines, no correctness check)");
+  moe->add_option("--compute", o.compute,
+                  "f32 (f32 compute), bf16 (bf16 compute: activations rounded to bf16, vdpbf16ps), or both "
+                  "(f32 on every case, plus bf16 compute on the bf16-weight cases; default)")
+      ->check(CLI::IsMember({"f32", "bf16", "both"}));
   moe->add_flag("--quick", o.quick, "small shapes for smoke tests");
   moe->add_flag("--json", o.as_json, "one JSON object per case on stdout (machine and torch info go to stderr)");
   moe->add_option("--seed", o.seed, "seed of the random weights and inputs");

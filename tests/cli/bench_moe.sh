@@ -17,7 +17,8 @@ import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 need = ["case", "tokens", "weight_dtype", "ours_ms", "torch_loop_ms", "torch_dense_ms", "speedup", "gbps",
         "bandwidth_fraction", "gflops", "flops_fraction", "max_rel_err", "check", "routing_mismatch_tokens"]
-assert len(rows) == 8, "expected 8 cases (2 shapes x 2 token counts x 2 dtypes), got %d" % len(rows)
+# --compute both (default): f32 compute on the 8 cases, plus bf16 compute on the 4 bf16-weight cases
+assert len(rows) == 12, "expected 12 rows (2 shapes x 2 token counts x 2 dtypes in f32, bf16 weights in bf16), got %d" % len(rows)
 seen = set()
 for r in rows:
     for k in need:
@@ -28,8 +29,10 @@ for r in rows:
     assert r["max_rel_err"] <= r["tolerance"], r
     assert abs(r["speedup"] - min(r["torch_loop_ms"], r["torch_dense_ms"]) / r["ours_ms"]) < 1e-6 * r["speedup"], r
     assert r["torch_dense_vs_loop_rel_err"] < (1e-4 if r["weight_dtype"] == "f32" else 5e-2), r
-    seen.add((r["case"], r["tokens"], r["weight_dtype"]))
-assert len(seen) == 8, seen
+    assert r["compute"] in ("f32", "bf16") and r["backend"] == ("cpu" if r["compute"] == "f32" else "cpu-bf16"), r
+    seen.add((r["case"], r["tokens"], r["weight_dtype"], r["compute"]))
+assert len(seen) == 12, seen
+assert all(w == "bf16" for (_, _, w, c) in seen if c == "bf16"), seen
 print("bench moe --quick: %d cases ok" % len(rows))
 EOF
 
@@ -37,6 +40,12 @@ EOF
 "$bin" -t 1 bench moe --quick --json --no-torch --cases qwen3-quick/1/f32 --tmp-dir "$tmp" >"$tmp/one.jsonl" 2>/dev/null
 [[ $(wc -l <"$tmp/one.jsonl") -eq 1 ]] || { echo "--cases did not select exactly one case"; cat "$tmp/one.jsonl"; exit 1; }
 grep -q '"check":"skipped (--no-torch)"' "$tmp/one.jsonl" || { echo "--no-torch case not marked skipped"; exit 1; }
+# --compute bf16 alone: bf16 compute on every selected case (also f32 weights); a bad value is refused.
+"$bin" -t 2 bench moe --quick --json --no-torch --compute bf16 --cases qwen3-quick/32 --tmp-dir "$tmp" >"$tmp/bf.jsonl" 2>/dev/null
+[[ $(grep -c '"compute":"bf16"' "$tmp/bf.jsonl") -eq 2 && $(wc -l <"$tmp/bf.jsonl") -eq 2 ]] || {
+  echo "--compute bf16 did not give 2 bf16-compute rows"; cat "$tmp/bf.jsonl"; exit 1; }
+if "$bin" bench moe --quick --compute fp8 --no-torch >"$tmp/bad.txt" 2>&1; then echo "--compute fp8 accepted"; exit 1; fi
+grep -q "compute" "$tmp/bad.txt" || { echo "--compute fp8: message does not name the option"; cat "$tmp/bad.txt"; exit 1; }
 
 printf 'import sys\nsys.exit(3)\n' >"$tmp/bad.py"
 if "$bin" -t 1 bench moe --quick --json --cases qwen3-quick/1/f32 --torch-script "$tmp/bad.py" --tmp-dir "$tmp" \
