@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/tokenizer.h"
+#include "kernels/backend.h"
 #include "model/chat_template.h"
 #include "model/model.h"
 #include "model/sampling.h"
@@ -184,6 +185,11 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--system", o.system, "system message for --chat");
   cmd->add_flag("--no-think", o.no_think, "with --chat: disable thinking (Qwen3 enable_thinking=false)");
   cmd->add_flag("--no-stats", o.no_stats, "do not print speed and routing statistics");
+  cmd->add_option_function<std::string>(
+         "--compute",
+         [](const std::string& c) { set_default_backend(c == "bf16" ? &cpu_bf16_backend() : &cpu_backend()); },
+         "expert FFN precision: f32 (default) or bf16 (activations and weights rounded to bf16, vdpbf16ps; opt-in)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   add_offload_flags(cmd, o.offload);
   cmd->callback([] {
     o.sampling.validate();
