@@ -3,6 +3,7 @@
 // clip_grad_norm_ and the LR formula; linear also against a naive loop oracle.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -94,6 +95,58 @@ TEST(TrainOps, RoPE) {
   expect_rel(out, st->to_f32("out"), "out");
   rope_backward(dx.data(), dout.data(), pos.data(), N, nh, D, metaf(*st, "theta"));
   expect_rel(dx, st->to_f32("grad.inp"), "grad.inp");
+}
+
+// Products large enough to be cut into tiles (rows: 300 x 520; columns: 20 x 4096), with
+// accumulation into non-zero gradients: identical bits for 1 and 2 threads, and equal to a naive
+// double-precision loop oracle.
+TEST(TrainOps, TiledLinearSameForAnyThreadCountAndMatchesNaiveOracle) {
+  for (auto [M, K, N] : {std::array<int64_t, 3>{300, 256, 520}, std::array<int64_t, 3>{20, 512, 4096}}) {
+    std::vector<float> x(size_t(M * K)), W(size_t(N * K)), dout(size_t(M * N));
+    uint64_t s = 12345;
+    auto rnd = [&] {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      return float(int64_t(s >> 40) % 2001 - 1000) / 1000.0f;
+    };
+    for (auto* v : {&x, &W, &dout})
+      for (float& f : *v) f = rnd();
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2}) {
+      set_default_threads(threads);
+      std::vector<float> out(size_t(M * N)), dx(x.size(), 0.25f), dW(W.size(), -0.5f);
+      linear_forward(out.data(), x.data(), W.data(), nullptr, M, K, N);
+      linear_backward(dx.data(), dW.data(), nullptr, dout.data(), x.data(), W.data(), M, K, N);
+      std::vector<float> all = out;
+      all.insert(all.end(), dx.begin(), dx.end());
+      all.insert(all.end(), dW.begin(), dW.end());
+      runs.push_back(all);
+    }
+    set_default_threads(0);
+    EXPECT_EQ(runs[0], runs[1]) << "linear depends on the thread count (" << M << "x" << K << "x" << N << ")";
+    const float* out = runs[0].data();
+    const float* dx = out + M * N;
+    const float* dW = dx + M * K;
+    double worst = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; ++k) ref += double(x[size_t(m * K + k)]) * W[size_t(n * K + k)];
+        worst = std::max(worst, std::abs(out[m * N + n] - ref));
+      }
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) {
+        double ref = 0.25;
+        for (int64_t n = 0; n < N; ++n) ref += double(dout[size_t(m * N + n)]) * W[size_t(n * K + k)];
+        worst = std::max(worst, std::abs(dx[m * K + k] - ref));
+      }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        double ref = -0.5;
+        for (int64_t m = 0; m < M; ++m) ref += double(dout[size_t(m * N + n)]) * x[size_t(m * K + k)];
+        worst = std::max(worst, std::abs(dW[n * K + k] - ref));
+      }
+    EXPECT_LT(worst, 1e-3) << M << "x" << K << "x" << N;  // sums of <= 4096 products of magnitude <= 1
+  }
 }
 
 TEST(TrainOps, CausalGQAAttentionSameForAnyThreadCount) {

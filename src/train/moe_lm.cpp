@@ -27,7 +27,19 @@ struct MoELM::Acts {
   std::vector<Layer> layers;
   Vec x_final, lnf, rstdf, logits;
   std::vector<int64_t> pos;
+  // Scratch reused across calls (no allocation or page faults per step): forward temporaries and
+  // the backward pass's gradients of activations, zeroed before each use.
+  Vec x, o, biased, dlogits, dlnf, dx, dsy, dgl, dln2, dye, dxe, dgates, dscores, dlog, dbal, datty, dqr, dkr, dv, dqn,
+      dkn, dq, dk, dln1;
 };
+
+namespace {
+// v resized to n and set to zero; keeps its capacity, so steady-state calls do not allocate.
+Vec& zeroed(Vec& v, size_t n) {
+  v.assign(n, 0.0f);
+  return v;
+}
+}  // namespace
 
 namespace {
 
@@ -194,7 +206,7 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
   stats.tokens = N;
   stats.load.resize(size_t(L));
 
-  Vec x(size_t(N * H));
+  Vec& x = zeroed(a.x, size_t(N * H));
   embedding_forward(x.data(), tokens.data(), W("model.embed_tokens.weight"), N, V, H);
   for (int64_t l = 0; l < L; ++l) {
     auto& A = a.layers[size_t(l)];
@@ -224,7 +236,7 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     A.att.resize(size_t(B * Hq * T * T));
     A.atty.resize(size_t(N * Hq * D));
     attention_forward(A.atty.data(), A.att.data(), A.qr.data(), A.kr.data(), A.v.data(), B, T, Hq, Hkv, D);
-    Vec o(size_t(N * H));
+    Vec& o = zeroed(a.o, size_t(N * H));
     linear_forward(o.data(), A.atty.data(), W(p + "self_attn.o_proj.weight"), nullptr, N, Hq * D, H);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
     A.x_mid = x;
@@ -238,7 +250,8 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     A.scores.resize(A.logits.size());
     if (rk_.kind == RouterKind::Sigmoid) {
       sigmoid_forward(A.scores.data(), A.logits.data(), N * S);
-      Vec biased(A.scores);
+      Vec& biased = a.biased;
+      biased = A.scores;
       const float* b = bias_.data() + l * E;
       for (int64_t t = 0; t < N; ++t)
         for (int i = 0; i < S; ++i) biased[size_t(t * S + i)] += b[i];
@@ -308,14 +321,15 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
   rmsnorm_forward(a.lnf.data(), a.rstdf.data(), x.data(), W("model.norm.weight"), N, H, c.rms_eps);
   a.logits.resize(size_t(N * V));
   linear_forward(a.logits.data(), a.lnf.data(), W("lm_head.weight"), nullptr, N, H, V);
-  Vec dlogits;
-  if (backward) dlogits.assign(a.logits.size(), 0.0f);
+  Vec& dlogits = a.dlogits;
+  if (backward) zeroed(dlogits, a.logits.size());
   stats.ce = cross_entropy(backward ? dlogits.data() : nullptr, a.logits.data(), targets.data(), N, V, loss_scale);
   stats.loss = stats.ce + c.lb_coef * stats.balance + c.z_coef * stats.z + c.entropy_coef * stats.entropy;
   if (!backward) return stats;
 
   // Backward.
-  Vec dlnf(size_t(N * H), 0.0f), dx(size_t(N * H), 0.0f);
+  Vec& dlnf = zeroed(a.dlnf, size_t(N * H));
+  Vec& dx = zeroed(a.dx, size_t(N * H));
   linear_backward(dlnf.data(), G("lm_head.weight"), nullptr, dlogits.data(), a.lnf.data(), W("lm_head.weight"), N, H,
                   V);
   rmsnorm_backward(dx.data(), G("model.norm.weight"), dlnf.data(), a.x_final.data(), W("model.norm.weight"),
@@ -325,13 +339,13 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     const std::string p = str("model.layers.", l, ".");
     // x_out = x_mid + moe(ln2): dmoe = dx; dx already holds dx_mid's residual part.
     const float* dmoe = dx.data();
-    Vec dln2(size_t(N * H), 0.0f);
+    Vec& dln2 = zeroed(a.dln2, size_t(N * H));
     if (Fs > 0) {
-      Vec dsy(size_t(N * H));
+      Vec& dsy = zeroed(a.dsy, size_t(N * H));
       for (int64_t t = 0; t < N; ++t)
         for (int64_t h = 0; h < H; ++h) dsy[size_t(t * H + h)] = A.sgs[size_t(t)] * dmoe[t * H + h];
       if (c.shared_gate) {
-        Vec dgl(static_cast<size_t>(N));
+        Vec& dgl = zeroed(a.dgl, size_t(N));
         for (int64_t t = 0; t < N; ++t) {
           double d = 0;
           for (int64_t h = 0; h < H; ++h) d += double(dmoe[t * H + h]) * A.sy[size_t(t * H + h)];
@@ -347,7 +361,9 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
                           W(p + "mlp.shared_expert.down_proj.weight"), N, H, Fs);
     }
     const int64_t R = A.disp.rows();
-    Vec dye(size_t(R * H), 0.0f), dxe(size_t(R * H), 0.0f), dgates(A.gates.size(), 0.0f);
+    Vec& dye = zeroed(a.dye, size_t(R * H));
+    Vec& dxe = zeroed(a.dxe, size_t(R * H));
+    Vec& dgates = zeroed(a.dgates, A.gates.size());
     combine_backward(dye.data(), dgates.data(), dmoe, A.ye.data(), A.gates.data(), A.sel, A.disp, H);
     for (int64_t e = 0; e < E; ++e) {
       const int64_t r0 = A.disp.expert_offsets[size_t(e)], m = A.disp.expert_offsets[size_t(e) + 1] - r0;
@@ -362,13 +378,14 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     const bool norm = rk_.kind != RouterKind::TopP && rk_.norm;
     const float eps = rk_.kind == RouterKind::Sigmoid ? 1e-20f : 0.0f;
     const float gscale = rk_.kind == RouterKind::Sigmoid ? float(rk_.scale) : 1.0f;
-    Vec dscores(A.scores.size(), 0.0f), dlog(A.logits.size(), 0.0f);
+    Vec& dscores = zeroed(a.dscores, A.scores.size());
+    Vec& dlog = zeroed(a.dlog, A.logits.size());
     gates_backward(dscores.data(), dgates.data(), A.scores.data(), A.sel, norm, eps, gscale);
     const float lscale = loss_scale / float(L);
     std::vector<double> f_own = selection_fraction(A.sel);
     const double* f = balance_f ? (*balance_f)[size_t(l)].data() : f_own.data();
     if (rk_.kind == RouterKind::Sigmoid) {
-      Vec dbal(A.scores.size(), 0.0f);
+      Vec& dbal = zeroed(a.dbal, A.scores.size());
       balance_loss(dbal.data(), A.bal_p.data(), N, S, int(E), f, c.lb_coef * lscale);
       normalize_rows_backward(dscores.data(), dbal.data(), A.bal_p.data(), A.scores.data(), N, S);
       sigmoid_backward(dlog.data(), dscores.data(), A.scores.data(), N * S);
@@ -383,21 +400,25 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     rmsnorm_backward(dx.data(), G(p + "post_attention_layernorm.weight"), dln2.data(), A.x_mid.data(),
                      W(p + "post_attention_layernorm.weight"), A.rstd2.data(), N, H);
     // x_mid = x_in + o_proj(attn): do = dx (dx now holds all of dx_mid).
-    Vec datty(A.atty.size(), 0.0f);
+    Vec& datty = zeroed(a.datty, A.atty.size());
     linear_backward(datty.data(), G(p + "self_attn.o_proj.weight"), nullptr, dx.data(), A.atty.data(),
                     W(p + "self_attn.o_proj.weight"), N, Hq * D, H);
-    Vec dqr(A.qr.size(), 0.0f), dkr(A.kr.size(), 0.0f), dv(A.v.size(), 0.0f);
+    Vec& dqr = zeroed(a.dqr, A.qr.size());
+    Vec& dkr = zeroed(a.dkr, A.kr.size());
+    Vec& dv = zeroed(a.dv, A.v.size());
     attention_backward(dqr.data(), dkr.data(), dv.data(), datty.data(), A.qr.data(), A.kr.data(), A.v.data(),
                        A.att.data(), B, T, Hq, Hkv, D);
-    Vec dqn(A.qn.size(), 0.0f), dkn(A.kn.size(), 0.0f);
+    Vec& dqn = zeroed(a.dqn, A.qn.size());
+    Vec& dkn = zeroed(a.dkn, A.kn.size());
     rope_backward(dqn.data(), dqr.data(), a.pos.data(), N, Hq, D, c.rope_theta);
     rope_backward(dkn.data(), dkr.data(), a.pos.data(), N, Hkv, D, c.rope_theta);
-    Vec dq(A.q_raw.size(), 0.0f), dk(A.k_raw.size(), 0.0f);
+    Vec& dq = zeroed(a.dq, A.q_raw.size());
+    Vec& dk = zeroed(a.dk, A.k_raw.size());
     rmsnorm_backward(dq.data(), G(p + "self_attn.q_norm.weight"), dqn.data(), A.q_raw.data(),
                      W(p + "self_attn.q_norm.weight"), A.rstd_q.data(), N * Hq, D);
     rmsnorm_backward(dk.data(), G(p + "self_attn.k_norm.weight"), dkn.data(), A.k_raw.data(),
                      W(p + "self_attn.k_norm.weight"), A.rstd_k.data(), N * Hkv, D);
-    Vec dln1(size_t(N * H), 0.0f);
+    Vec& dln1 = zeroed(a.dln1, size_t(N * H));
     linear_backward(dln1.data(), G(p + "self_attn.q_proj.weight"), nullptr, dq.data(), A.ln1.data(),
                     W(p + "self_attn.q_proj.weight"), N, H, Hq * D);
     linear_backward(dln1.data(), G(p + "self_attn.k_proj.weight"), nullptr, dk.data(), A.ln1.data(),

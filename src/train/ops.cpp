@@ -28,12 +28,68 @@ void for_rows(int64_t N, int64_t cost_per_row, F&& fn) {
   });
 }
 
+// OpenBLAS runs single-threaded: its own threads would spin against our pool's. Large products are
+// instead cut into fixed tiles of C (rows, or columns when there are few rows), each one cblas_sgemm
+// on one pool thread. The tiling depends only on the shapes, never on the thread count, and every
+// C element is computed by exactly one call, so results are identical for any number of threads.
+void blas_single_thread() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+// C[M, N] = alpha op(A) op(B) + beta C, row-major, op(A) [M, K], op(B) [K, N].
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  blas_single_thread();
+  // Tiles of at least 8M multiply-adds, at most 16 of them: enough to balance a few threads while
+  // each call stays large enough for OpenBLAS's packing to pay off.
+  constexpr int64_t kMinTileWork = int64_t(1) << 23;
+  const int64_t work = M * N * std::max<int64_t>(K, 1);
+  const int64_t tiles_wanted = std::clamp<int64_t>(work / kMinTileWork, 1, 16);
+  // Split the longer side of C; row tiles are multiples of 16, column tiles multiples of 64.
+  const bool by_rows = M >= N || M >= 16 * tiles_wanted;
+  const int64_t len = by_rows ? M : N, unit = by_rows ? 16 : 64;
+  int64_t tile = (len + tiles_wanted - 1) / tiles_wanted;
+  tile = std::max(unit, (tile + unit - 1) / unit * unit);
+  const int64_t n_tiles = (len + tile - 1) / tile;
+  auto run = [&](int64_t t, int) {
+    const int64_t a = t * tile, n = std::min(tile, len - a);
+    const float* At = by_rows ? (ta ? A + a : A + a * lda) : A;
+    const float* Bt = by_rows ? B : (tb ? B + a * ldb : B + a);
+    float* Ct = by_rows ? C + a * ldc : C + a;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(by_rows ? n : M),
+                int(by_rows ? N : n), int(K), alpha, At, int(lda), Bt, int(ldb), beta, Ct, int(ldc));
+  };
+  if (n_tiles == 1)
+    run(0, 0);
+  else
+    default_pool().parallel_for(n_tiles, run);
+}
+
+// Elementwise loops in fixed chunks of 4096 (chunking never changes results).
+template <typename F>
+void for_chunks(int64_t n, F&& fn) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t tasks = (n + kChunk - 1) / kChunk;
+  auto run = [&](int64_t t, int) {
+    const int64_t end = std::min(n, (t + 1) * kChunk);
+    for (int64_t i = t * kChunk; i < end; ++i) fn(i);
+  };
+  if (tasks <= 1)
+    run(0, 0);
+  else
+    default_pool().parallel_for(tasks, run);
+}
+
 }  // namespace
 
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t M, int64_t K, int64_t N) {
   if (M == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, inp, int(K), W, int(K), 0.0f, out,
-              int(N));
+  gemm(false, true, M, N, K, 1.0f, inp, K, W, K, 0.0f, out, N);
   if (b)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) out[m * N + n] += b[n];
@@ -43,11 +99,9 @@ void linear_backward(float* dinp, float* dW, float* db, const float* dout, const
                      int64_t K, int64_t N) {
   if (M == 0) return;
   if (dinp)  // dinp[M, K] += dout[M, N] W[N, K]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(K), int(N), 1.0f, dout, int(N), W, int(K), 1.0f,
-                dinp, int(K));
+    gemm(false, false, M, K, N, 1.0f, dout, N, W, K, 1.0f, dinp, K);
   if (dW)  // dW[N, K] += dout^T[N, M] inp[M, K]
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(N), int(K), int(M), 1.0f, dout, int(N), inp, int(K), 1.0f,
-                dW, int(K));
+    gemm(true, false, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dW, K);
   if (db)
     for (int64_t n = 0; n < N; ++n) {
       double s = 0;
@@ -143,50 +197,59 @@ void rope_backward(float* dinp, const float* dout, const int64_t* pos, int64_t N
 }
 
 // Per (sequence, head) the products are small dense GEMMs on strided views of q/k/v (leading
-// dimension Hq*D or Hkv*D), run one head at a time with cblas_sgemm (OpenBLAS threads inside each
-// product; it splits rows/columns, never the reduction, so results do not depend on threads).
+// dimension Hq*D or Hkv*D), each a single-threaded cblas_sgemm; the (sequence, head) pairs run in
+// parallel on the pool (backward: the query heads sharing one kv head run in one task, in order,
+// because they accumulate into the same dk/dv). Results do not depend on the thread count.
+namespace {
+void causal_softmax_rows(float* A, int64_t T) {
+  for (int64_t i = 0; i < T; ++i) {
+    float* a = A + i * T;
+    const float mx = *std::max_element(a, a + i + 1);
+    double sum = 0;
+    for (int64_t j = 0; j <= i; ++j) {
+      a[j] = std::exp(a[j] - mx);
+      sum += a[j];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t j = 0; j <= i; ++j) a[j] *= inv;
+    std::fill(a + i + 1, a + T, 0.0f);
+  }
+}
+}  // namespace
+
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t Hq, int64_t Hkv, int64_t D) {
   SY_CHECK(Hkv > 0 && Hq % Hkv == 0, "[train attention] ", Hq, " query heads are not a multiple of ", Hkv,
            " kv heads");
+  blas_single_thread();
   const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < Hq; ++h) {
-      const int64_t kh = h / rep;
-      const float* Q = q + b * T * qs + h * D;
-      const float* K = k + b * T * ks + kh * D;
-      const float* Vh = v + b * T * ks + kh * D;
-      float* A = att + (b * Hq + h) * T * T;
-      // A = scale * Q K^T, then a causal row softmax
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), scale, Q, int(qs), K, int(ks), 0.0f,
-                  A, int(T));
-      for_rows(T, T, [&](int64_t i) {
-        float* a = A + i * T;
-        const float mx = *std::max_element(a, a + i + 1);
-        double sum = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          a[j] = std::exp(a[j] - mx);
-          sum += a[j];
-        }
-        const float inv = float(1.0 / sum);
-        for (int64_t j = 0; j <= i; ++j) a[j] *= inv;
-        std::fill(a + i + 1, a + T, 0.0f);
-      });
-      // O = A V
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, A, int(T), Vh, int(ks), 0.0f,
-                  out + b * T * qs + h * D, int(qs));
-    }
+  default_pool().parallel_for(B * Hq, [&](int64_t task, int) {
+    const int64_t b = task / Hq, h = task % Hq, kh = h / rep;
+    const float* Q = q + b * T * qs + h * D;
+    const float* K = k + b * T * ks + kh * D;
+    const float* Vh = v + b * T * ks + kh * D;
+    float* A = att + (b * Hq + h) * T * T;
+    // A = scale * Q K^T, then a causal row softmax; O = A V
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), scale, Q, int(qs), K, int(ks), 0.0f, A,
+                int(T));
+    causal_softmax_rows(A, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, A, int(T), Vh, int(ks), 0.0f,
+                out + b * T * qs + h * D, int(qs));
+  });
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* att, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+  blas_single_thread();
   const int64_t rep = Hq / Hkv, qs = Hq * D, ks = Hkv * D;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  std::vector<float> dA(static_cast<size_t>(T * T));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < Hq; ++h) {
-      const int64_t kh = h / rep;
+  std::vector<std::vector<float>> scratch(size_t(default_pool().size()));
+  default_pool().parallel_for(B * Hkv, [&](int64_t task, int thread) {
+    const int64_t b = task / Hkv, kh = task % Hkv;
+    std::vector<float>& dA = scratch[size_t(thread)];
+    dA.resize(size_t(T * T));
+    for (int64_t h = kh * rep; h < (kh + 1) * rep; ++h) {
       const float* Q = q + b * T * qs + h * D;
       const float* K = k + b * T * ks + kh * D;
       const float* Vh = v + b * T * ks + kh * D;
@@ -198,35 +261,36 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), 1.0f, dO, int(qs), Vh, int(ks), 0.0f,
                   dA.data(), int(T));
       // dS = scale * A * (dA - rowsum(A * dA)), zero above the diagonal (A is 0 there)
-      for_rows(T, T, [&](int64_t i) {
+      for (int64_t i = 0; i < T; ++i) {
         const float* a = A + i * T;
         float* d = dA.data() + i * T;
         double dot = 0;
         for (int64_t j = 0; j <= i; ++j) dot += double(a[j]) * d[j];
         for (int64_t j = 0; j <= i; ++j) d[j] = scale * a[j] * (d[j] - float(dot));
         std::fill(d + i + 1, d + T, 0.0f);
-      });
+      }
       // dQ += dS K;  dK += dS^T Q
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, dA.data(), int(T), K, int(ks),
                   1.0f, dq + b * T * qs + h * D, int(qs));
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, dA.data(), int(T), Q, int(qs),
                   1.0f, dk + b * T * ks + kh * D, int(ks));
     }
+  });
 }
 
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
+  for_chunks(n, [&](int64_t i) {
     const float sg = 1.0f / (1.0f + std::exp(-g[i]));
     h[i] = g[i] * sg * u[i];
-  }
+  });
 }
 
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
+  for_chunks(n, [&](int64_t i) {
     const float sg = 1.0f / (1.0f + std::exp(-g[i]));
     dg[i] += dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
     du[i] += dh[i] * g[i] * sg;
-  }
+  });
 }
 
 void swiglu_ffn_forward(float* y, FfnSaved s, const float* x, const float* Wg, const float* Wu, const float* Wd,
@@ -242,7 +306,10 @@ void swiglu_ffn_backward(float* dx, float* dWg, float* dWu, float* dWd, const fl
                          const FfnSaved s, const float* Wg, const float* Wu, const float* Wd, int64_t M, int64_t H,
                          int64_t F) {
   if (M == 0) return;
-  std::vector<float> dh(size_t(M * F), 0.0f), dg(size_t(M * F), 0.0f), du(size_t(M * F), 0.0f);
+  thread_local std::vector<float> dh, dg, du;  // reused: no allocation per call
+  dh.assign(size_t(M * F), 0.0f);
+  dg.assign(size_t(M * F), 0.0f);
+  du.assign(size_t(M * F), 0.0f);
   linear_backward(dh.data(), dWd, nullptr, dy, s.h, Wd, M, F, H);
   swiglu_backward(dg.data(), du.data(), dh.data(), s.g, s.u, M * F);
   linear_backward(dx, dWg, nullptr, dg.data(), x, Wg, M, H, F);
