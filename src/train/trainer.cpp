@@ -196,7 +196,7 @@ EvalReport Trainer::evaluate() {
   const int64_t n = int64_t(ids.size()) / W;
   EvalReport r;
   r.step = step_;
-  if (n == 0) return r;
+  if (n == 0) return r;  // --eval-tokens 0 (or fewer than one window): no evaluation
   double sum = 0;
   std::vector<int32_t> tokens, targets;
   for (int64_t w0 = 0; w0 < n; w0 += cfg_.batch) {
@@ -280,7 +280,7 @@ void Trainer::run(int64_t stop_at) {
            {"entropy", r.entropy}, {"grad_norm", r.grad_norm}, {"lr", r.lr}, {"load_max_mean", r.load_max_mean},
            {"tokens", tokens_seen_}, {"tokens_per_second", r.tokens_per_second}});
     if (cb_.on_step) cb_.on_step(r);
-    if (cfg_.eval_every > 0 && (step_ % cfg_.eval_every == 0 || step_ == total)) evaluate();
+    if ((cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) || step_ == total) evaluate();
     if ((cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || step_ == end) save();
   }
 }

@@ -68,12 +68,20 @@ assert (c["num_experts"], c["num_experts_per_tok"], c["moe_intermediate_size"], 
 assert c["eos_token_id"] == 256 and c["vocab_size"] == 257, c
 EOF
 
-for router in "sigmoid:k=2" "topp:p=0.5" "null:k=2,m=2"; do
-  name=${router%%:*}
-  "$bin" -t 2 train "${tiny[@]}" --steps 3 --router "$router" --bias-rate 0.05 --out "$tmp/$name" \
-    --save-val-ids "$tmp/$name.ids" >/dev/null 2>"$tmp/$name.err" || { cat "$tmp/$name.err"; fail "train --router $router"; }
-  check_ppl "$tmp/$name" "$tmp/$name.ids" "$router"
+# Other routers, a gated shared expert, global-batch balance with gradient accumulation.
+cases=("sigmoid --router sigmoid:k=2 --bias-rate 0.05" "topp --router topp:p=0.5 --entropy-coef 0.01"
+       "null --router null:k=2,m=2 --z-coef 0.001" "shared --shared-ffn 16 --shared-gate"
+       "global --balance global --grad-accum 2")
+for c in "${cases[@]}"; do
+  read -r name flags <<<"$c"
+  # shellcheck disable=SC2086
+  "$bin" -t 2 train "${tiny[@]}" --steps 3 $flags --out "$tmp/$name" --save-val-ids "$tmp/$name.ids" \
+    >/dev/null 2>"$tmp/$name.err" || { cat "$tmp/$name.err"; fail "train $flags"; }
+  check_ppl "$tmp/$name" "$tmp/$name.ids" "$name ($flags)"
 done
+# bf16 weights load too (loss within bf16 rounding of the f32 eval).
+"$bin" -t 2 train "${tiny[@]}" --steps 2 --save-dtype bf16 --out "$tmp/bf16" >/dev/null 2>&1 || fail "--save-dtype bf16"
+"$bin" -t 2 generate -m "$tmp/bf16/latest" -p "The" -n 4 --temp 0 --no-stats >/dev/null 2>&1 || fail "generate bf16"
 
 # 3. Exact resume and thread-count independence.
 "$bin" -t 2 train "${tiny[@]}" --steps 6 --save-every 3 --eval-every 3 --out "$tmp/b" --stop-at 3 >/dev/null 2>&1 ||
