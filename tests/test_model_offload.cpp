@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "golden.h"
+#include "offload_test_util.h"
 #include "model/model.h"
 #include "offload/trace.h"
 
@@ -24,57 +25,13 @@ namespace {
 
 constexpr int kDecode = 20;
 
-struct Outputs {
-  std::vector<float> prompt_logits;  // [T, V]
-  std::vector<std::vector<float>> decode_logits;
-  std::vector<int32_t> tokens;       // greedy continuation
-};
+using Outputs = test::GreedyRun;
+Outputs run(Model& m, const std::vector<int32_t>& prompt) { return test::greedy_run(m, prompt, kDecode); }
 
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return int32_t(best);
-}
+using Case = test::ModelCase;
+using test::bitwise_equal;
 
-Outputs run(Model& m, const std::vector<int32_t>& prompt) {
-  const int64_t V = m.config().vocab, T = int64_t(prompt.size());
-  Outputs r;
-  KVCache cache = m.make_cache(T + kDecode);
-  r.prompt_logits.resize(size_t(T * V));
-  m.forward(prompt, cache, r.prompt_logits.data(), /*all_logits=*/true);
-  const float* last = r.prompt_logits.data() + (T - 1) * V;
-  for (int i = 0; i < kDecode; ++i) {
-    int32_t next = argmax(last, V);
-    r.tokens.push_back(next);
-    r.decode_logits.emplace_back(static_cast<size_t>(V));
-    m.forward(std::span<const int32_t>(&next, 1), cache, r.decode_logits.back().data(), false);
-    last = r.decode_logits.back().data();
-  }
-  return r;
-}
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-struct Case {
-  std::string name, dir;
-  std::vector<int32_t> prompt;
-};
-
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  for (const auto& path : test::golden_cases("models")) {
-    SafeTensors st(path);
-    Case c;
-    c.name = std::filesystem::path(path).stem().string();
-    c.dir = (std::filesystem::path(path).parent_path() / test::meta(st, "dir")).string();
-    for (float f : st.to_f32("prompt")) c.prompt.push_back(int32_t(f));
-    out.push_back(std::move(c));
-  }
-  return out;
-}
+std::vector<Case> cases() { return test::model_cases(); }
 
 TEST(ModelOffload, SameTokensAndBitwiseLogitsAsMappedModel) {
   auto cs = cases();

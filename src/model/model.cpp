@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/ops.h"
+#include "offload/pin_profile.h"
 
 namespace sy {
 
@@ -107,7 +108,7 @@ void Model::load_weights(const LoadOptions& opt) {
     cs.active_per_token = int(std::clamp<int64_t>(rs.get_int("k", s.n_experts), 1, s.n_experts));
   }
   const bool offload = opt.expert_budget_bytes > 0 || opt.expert_budget_fraction > 0;
-  if (offload || !opt.trace_path.empty()) setup_offload(opt, specs);
+  if (offload || !opt.trace_path.empty() || !opt.pin_profile.empty()) setup_offload(opt, specs);
 
   for (int l = 0; l < int(c.n_layers); ++l) {
     const LayerSpec& s = c.layers[size_t(l)];
@@ -186,7 +187,16 @@ void Model::setup_offload(const LoadOptions& opt, std::vector<offload::CacheLaye
     h.model = c.architecture;
     trace_ = std::make_unique<offload::TraceWriter>(opt.trace_path, std::move(h));
   }
+  SY_CHECK(opt.pin_profile.empty() || opt.expert_budget_bytes > 0 || opt.expert_budget_fraction > 0, "[model] ",
+           "a pin profile (", opt.pin_profile, ") needs an expert budget: pinning applies to the offload cache");
   if (opt.expert_budget_bytes == 0 && opt.expert_budget_fraction <= 0) return;
+  std::vector<uint64_t> layer_expert_bytes(specs.size(), 0);
+  std::vector<int> layer_experts(specs.size(), 0);
+  for (size_t l = 0; l < specs.size(); ++l) {
+    if (specs[l].experts.empty()) continue;
+    layer_expert_bytes[l] = specs[l].experts[0].nbytes();
+    layer_experts[l] = int(specs[l].experts.size());
+  }
   SY_CHECK(routed_expert_bytes_ > 0, "[model] ", dir_, ": an expert budget was given, but the model has no routed experts");
   size_t budget = opt.expert_budget_bytes;
   if (budget == 0) {
@@ -196,9 +206,21 @@ void Model::setup_offload(const LoadOptions& opt, std::vector<offload::CacheLaye
   }
   SY_CHECK(opt.io_threads >= 1, "[model] expert cache I/O threads must be >= 1, got ", opt.io_threads);
   try {
-    cache_ = offload::ExpertCache::create(std::move(specs), {budget, opt.cache_policy, opt.io_threads});
+    cache_ = offload::ExpertCache::create(std::move(specs), {budget, opt.cache_policy, opt.io_threads, opt.direct_io});
   } catch (const Error& e) {
     fail("[model] ", dir_, ": ", e.what(), " (all routed experts: ", routed_expert_bytes_, " bytes)");
+  }
+  if (!opt.pin_profile.empty()) {
+    SY_CHECK(opt.pin_fraction > 0 && opt.pin_fraction < 1, "[model] pin fraction must be in (0, 1), got ",
+             opt.pin_fraction);
+    const uint64_t pin_bytes = uint64_t(double(budget) * opt.pin_fraction);
+    SY_CHECK(pin_bytes + cache_->min_budget_bytes() <= budget, "[model] pin fraction ", opt.pin_fraction, " of the ",
+             budget, "-byte expert budget leaves less than one token's active experts (", cache_->min_budget_bytes(),
+             " bytes); at most ", double(budget - cache_->min_budget_bytes()) / double(budget));
+    const offload::Trace profile = offload::read_trace(opt.pin_profile);
+    const auto hot = offload::hot_experts(profile, layer_expert_bytes, layer_experts, pin_bytes);
+    for (size_t l = 0; l < hot.size(); ++l)
+      if (!hot[l].empty()) cache_->pin(int(l), hot[l]);
   }
 }
 
@@ -282,31 +304,58 @@ KVCache Model::make_cache(int64_t max_tokens) const {
 
 void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logits, bool all_logits,
                     ForwardStats* stats) {
+  SY_CHECK(!tokens.empty(), "[model] forward needs at least one token");
+  const Segment seg{&cache, 0, int64_t(tokens.size()), 0};
+  run(tokens, std::span<const Segment>(&seg, 1), logits, all_logits, stats);
+}
+
+void Model::forward_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits,
+                          ForwardStats* stats) {
+  SY_CHECK(!tokens.empty(), "[model] forward_batch needs at least one sequence");
+  SY_CHECK(tokens.size() == caches.size(), "[model] forward_batch: ", tokens.size(), " tokens for ", caches.size(),
+           " KV caches (one token per sequence)");
+  std::vector<Segment> segs;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    SY_CHECK(caches[i], "[model] forward_batch: KV cache ", i, " is null");
+    for (size_t j = 0; j < i; ++j)
+      SY_CHECK(caches[j] != caches[i], "[model] forward_batch: sequences ", j, " and ", i, " share one KV cache");
+    segs.push_back({caches[i], int64_t(i), 1, int32_t(i)});
+  }
+  run(tokens, segs, logits, false, stats);
+}
+
+void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segs, float* logits, bool all_logits,
+                ForwardStats* stats) {
   const ModelConfig& c = cfg_;
   const int64_t T = int64_t(tokens.size()), H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  const int64_t pos0 = cache.len;
-  SY_CHECK(T > 0, "[model] forward needs at least one token");
-  SY_CHECK(int64_t(cache.k.size()) == c.n_layers, "[model] KV cache was not made by this model");
-  SY_CHECK(pos0 + T <= cache.capacity, "[model] KV cache full: ", pos0, " + ", T, " tokens exceed its capacity of ",
-           cache.capacity);
+  bool decode = false;
+  std::vector<int64_t> positions(static_cast<size_t>(T));
+  std::vector<std::vector<double>> inv_freq;
+  for (const Segment& sg : segs) {
+    KVCache& cache = *sg.cache;
+    SY_CHECK(int64_t(cache.k.size()) == c.n_layers, "[model] KV cache was not made by this model");
+    SY_CHECK(cache.len + sg.n <= cache.capacity, "[model] KV cache full: ", cache.len, " + ", sg.n,
+             " tokens exceed its capacity of ", cache.capacity);
+    decode |= cache.len > 0;
+    for (int64_t i = 0; i < sg.n; ++i) positions[size_t(sg.begin + i)] = cache.len + i;
+    inv_freq.push_back(rope_inv_freq(c.rope, c.head_dim, cache.len + sg.n, c.max_pos));
+  }
   Backend& be = default_backend();
   std::vector<float> x(size_t(T * H)), h(size_t(T * H)), tmp(size_t(T * H));
   std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd)), att(size_t(T * qd));
-  std::vector<int64_t> positions(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
     const int32_t id = tokens[size_t(t)];
     SY_CHECK(id >= 0 && id < c.vocab, "[model] token id ", id, " at index ", t, " is outside the vocabulary (",
              c.vocab, ")");
-    positions[size_t(t)] = pos0 + t;
     const size_t row = size_t(id) * size_t(H) * dtype_size(embed_.dtype);
     to_f32(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + row, x.data() + t * H, size_t(H));
   }
-  const std::vector<double> inv_freq = rope_inv_freq(c.rope, c.head_dim, pos0 + T, c.max_pos);
   if (stats && stats->layers.size() != size_t(c.n_layers)) stats->layers.assign(size_t(c.n_layers), {});
   MoEForwardInfo info;
   MoEForwardInfo* want_info = (stats || trace_) ? &info : nullptr;
   if (trace_)
-    for (int64_t t = 0; t < T; ++t) trace_->begin_token(pos0 + t);
+    for (const Segment& sg : segs)
+      for (int64_t i = 0; i < sg.n; ++i) trace_->begin_token(positions[size_t(sg.begin + i)], sg.seq);
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& L = *layers_[l];
@@ -326,12 +375,19 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
       for (auto* buf : {&q, &k, &v})
         for (float& e : *buf) e = std::clamp(e, -lim, lim);
     }
-    rope_apply(q.data(), T, c.n_heads, c.head_dim, positions.data(), inv_freq, c.rope);
-    rope_apply(k.data(), T, c.n_kv_heads, c.head_dim, positions.data(), inv_freq, c.rope);
-    std::memcpy(cache.k[l].data() + pos0 * kvd, k.data(), size_t(T * kvd) * sizeof(float));
-    std::memcpy(cache.v[l].data() + pos0 * kvd, v.data(), size_t(T * kvd) * sizeof(float));
-    attention(q.data(), cache.k[l].data(), cache.v[l].data(), T, pos0, c.n_heads, c.n_kv_heads, c.head_dim,
-              c.sliding_window, att.data());
+    // Rotary embedding, cache append and attention: per sequence.
+    for (size_t s = 0; s < segs.size(); ++s) {
+      const Segment& sg = segs[s];
+      KVCache& cache = *sg.cache;
+      const int64_t b = sg.begin, n = sg.n, pos0 = cache.len;
+      const int64_t* pos = positions.data() + b;
+      rope_apply(q.data() + b * qd, n, c.n_heads, c.head_dim, pos, inv_freq[s], c.rope);
+      rope_apply(k.data() + b * kvd, n, c.n_kv_heads, c.head_dim, pos, inv_freq[s], c.rope);
+      std::memcpy(cache.k[l].data() + pos0 * kvd, k.data() + b * kvd, size_t(n * kvd) * sizeof(float));
+      std::memcpy(cache.v[l].data() + pos0 * kvd, v.data() + b * kvd, size_t(n * kvd) * sizeof(float));
+      attention(q.data() + b * qd, cache.k[l].data(), cache.v[l].data(), n, pos0, c.n_heads, c.n_kv_heads, c.head_dim,
+                c.sliding_window, att.data() + b * qd);
+    }
     be.linear(att.data(), T, L.wo, opt(L.bo), tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
 
@@ -341,7 +397,7 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
       ctx.token_ids = tokens.data();
       ctx.positions = positions.data();
       ctx.layer = int(l);
-      ctx.decode = pos0 > 0;
+      ctx.decode = decode;
       try {
         // Predicts and prefetches the next layers' experts from this layer's MoE input; the loads
         // overlap with this layer's experts. Same x and ctx as the layer itself (predictor.h).
@@ -357,13 +413,21 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, float* logi
     }
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
-  cache.len = pos0 + T;
+  for (const Segment& sg : segs) sg.cache->len += sg.n;
   if (stats) stats->tokens += T;
   if (trace_) trace_->flush();  // complete tokens go to FILE.tmp; memory stays bounded
 
-  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
-  rms_norm(x.data() + first * H, final_norm_.data(), n, H, c.rms_eps, h.data());
-  be.linear(h.data(), n, lm_head_, nullptr, logits);
+  if (all_logits && segs.size() == 1) {
+    rms_norm(x.data(), final_norm_.data(), T, H, c.rms_eps, h.data());
+    be.linear(h.data(), T, lm_head_, nullptr, logits);
+    return;
+  }
+  // The last token of each segment; rows of x are normalized independently.
+  for (size_t s = 0; s < segs.size(); ++s) {
+    const int64_t last = segs[s].begin + segs[s].n - 1;
+    rms_norm(x.data() + last * H, final_norm_.data(), 1, H, c.rms_eps, h.data() + int64_t(s) * H);
+  }
+  be.linear(h.data(), int64_t(segs.size()), lm_head_, nullptr, logits);
 }
 
 }  // namespace sy

@@ -50,6 +50,11 @@ struct LoadOptions {
   offload::PolicyKind cache_policy = offload::PolicyKind::Predictive;
   int io_threads = 2;                  // the cache's background readers
   int prefetch_lookahead = 1;          // predictive policy: layers predicted ahead (1 or 2)
+  bool direct_io = false;              // read experts with O_DIRECT (offload/expert_cache.h)
+  // Non-empty: a trace (offload/trace.h) of this model; its most used experts are pinned in the
+  // cache (offload/pin_profile.h), pin_fraction of the budget split evenly over the MoE layers.
+  std::string pin_profile;
+  double pin_fraction = 0.5;           // in (0, 1)
   // Non-empty: write a routing trace (offload/trace.h) of every token forward() runs; with the
   // predictive policy the predictions are recorded too. Finished by Model::close_trace().
   std::string trace_path;
@@ -94,6 +99,15 @@ class Model {
   // its MoE layers see RouteInput::decode = true, so non-causal routers refuse it.
   void forward(std::span<const int32_t> tokens, KVCache& cache, float* logits, bool all_logits,
                ForwardStats* stats = nullptr);
+  // Batched decode (ExpertFlow's token regrouping): one token for each of n sequences, token i
+  // appended to *caches[i] at its own position. Attention runs per sequence; the projections,
+  // norms and MoE layers run once over the n tokens, so every MoE layer groups the step's tokens
+  // by expert and acquires (loads) each expert once per step. logits: [n, vocab]. The result for
+  // each sequence is what forward() of its token alone would give (bitwise with the CPU kernels:
+  // every output row is computed with the same reduction order whatever the row count). Trace
+  // tokens get seq = i. The caches must be distinct.
+  void forward_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits,
+                     ForwardStats* stats = nullptr);
 
   // Replaces every MoE layer's router: spec "" = the architecture's default; k > 0 rewrites "k".
   void set_router(const std::string& spec, int experts_per_token = 0);
@@ -110,7 +124,16 @@ class Model {
 
  private:
   struct Layer;
+  struct Segment {  // tokens [begin, begin + n) of a forward batch belong to *cache
+    KVCache* cache;
+    int64_t begin, n;
+    int32_t seq;
+  };
   Model() = default;
+  // The decoder over a batch of segments, each continuing its own sequence; logits: every row
+  // (all_logits, one segment) or the last row of each segment.
+  void run(std::span<const int32_t> tokens, std::span<const Segment> segs, float* logits, bool all_logits,
+           ForwardStats* stats);
   void load_weights(const LoadOptions& opt);
   void setup_offload(const LoadOptions& opt, std::vector<offload::CacheLayerSpec> specs);
   void rebuild_prefetcher();

@@ -23,6 +23,10 @@ class ExpertStore {
   virtual ExpertHandle acquire(int64_t expert) = 0;
   // Hint: these experts are needed soon (this or a later layer). Default: nothing.
   virtual void prefetch(std::span<const int32_t> experts) { (void)experts; }
+  // How many of this layer's experts can be held (acquired) at once without exceeding the
+  // store's memory budget; MoELayer computes a batch that needs more in chunks of this size.
+  // At least 1. Default: all of them (nothing is loaded).
+  virtual int64_t max_held() const { return num_experts(); }
 };
 
 // All experts resident: views into memory owned elsewhere (a mapped checkpoint), or owned here.

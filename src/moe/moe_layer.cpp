@@ -1,5 +1,6 @@
 #include "moe/moe_layer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -82,22 +83,9 @@ void MoELayer::forward(const float* x, int64_t T, float* out, RouteInput ctx, Mo
       }
     }
   }
-  std::vector<ExpertHandle> handles;
-  std::vector<FfnGroup> groups;
   std::vector<int32_t> used;
   for (int e = 0; e < E; ++e)
     if (count[size_t(e) + 1] > count[size_t(e)]) used.push_back(e);
-  w_.experts->prefetch(used);
-  for (int e : used) {
-    handles.push_back(w_.experts->acquire(e));
-    FfnGroup g;
-    g.weights = handles.back().weights;
-    g.rows = rows_.data() + count[size_t(e)];
-    g.dst = dst_.data() + count[size_t(e)];
-    g.scale = scale_.data() + count[size_t(e)];
-    g.n = count[size_t(e) + 1] - count[size_t(e)];
-    groups.push_back(g);
-  }
   // Shared expert: one more group over all tokens, writing rows nnz..nnz+T-1 of y.
   const bool shared = !w_.shared.up.empty();
   if (shared) {
@@ -111,16 +99,44 @@ void MoELayer::forward(const float* x, int64_t T, float* out, RouteInput ctx, Mo
       dst_[size_t(nnz + t)] = int32_t(nnz + t);
       scale_[size_t(nnz + t)] = gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-gate[size_t(t)]));
     }
-    FfnGroup g;
-    g.weights = w_.shared;
-    g.rows = rows_.data() + nnz;
-    g.dst = dst_.data() + nnz;
-    g.scale = scale_.data() + nnz;
-    g.n = T;
-    groups.push_back(g);
   }
   y_.resize(size_t(nnz + (shared ? T : 0)) * size_t(H));
-  be.grouped_ffn(x, H, groups, cfg_.ffn, y_.data());
+  // All experts in one chunk when the store can hold them; else chunks of half of what it can
+  // hold, so that the next chunk's loads fit beside the current chunk's pins.
+  const size_t cap = size_t(std::max<int64_t>(1, w_.experts->max_held()));
+  const size_t n_used = used.size();
+  const size_t chunk = n_used <= cap ? std::max<size_t>(1, n_used) : std::max<size_t>(1, cap / 2);
+  auto chunk_span = [&](size_t b) {
+    return std::span<const int32_t>(used.data() + b, std::min(chunk, n_used - b));
+  };
+  if (n_used > 0) w_.experts->prefetch(chunk_span(0));
+  std::vector<ExpertHandle> handles;
+  std::vector<FfnGroup> groups;
+  for (size_t b = 0; b < n_used || (b == 0 && shared); b += chunk) {
+    handles.clear();  // releases the previous chunk's experts
+    groups.clear();
+    for (int32_t e : (b < n_used ? chunk_span(b) : std::span<const int32_t>())) {
+      handles.push_back(w_.experts->acquire(e));
+      FfnGroup g;
+      g.weights = handles.back().weights;
+      g.rows = rows_.data() + count[size_t(e)];
+      g.dst = dst_.data() + count[size_t(e)];
+      g.scale = scale_.data() + count[size_t(e)];
+      g.n = count[size_t(e) + 1] - count[size_t(e)];
+      groups.push_back(g);
+    }
+    if (b + chunk < n_used) w_.experts->prefetch(chunk_span(b + chunk));
+    if (b == 0 && shared) {
+      FfnGroup g;
+      g.weights = w_.shared;
+      g.rows = rows_.data() + nnz;
+      g.dst = dst_.data() + nnz;
+      g.scale = scale_.data() + nnz;
+      g.n = T;
+      groups.push_back(g);
+    }
+    be.grouped_ffn(x, H, groups, cfg_.ffn, y_.data());
+  }
 
   // 4. Combine in token order, slots in rank order: fixed summation order for any thread count.
   for (int64_t t = 0; t < T; ++t) {

@@ -2,9 +2,14 @@
 //   logits = W_g x (+ b_g)                              router linear, [T, n_scores]
 //   routing = router(logits)                            per token: experts S_t and weights w_t,e
 //   y_t = sum_{e in S_t} w_t,e * FFN_e(x_t)              tokens grouped by expert: each expert's
-//                                                       weights are read once per batch
+//                                                       weights are read (acquired) once per batch
 //   y_t += g_t * SharedFFN(x_t)                          optional shared expert, g_t = sigmoid(w_sg x_t)
 //                                                       (Qwen2-MoE) or 1 (DeepSeek)
+// When the batch uses more experts than the store can hold at once (ExpertStore::max_held(): an
+// offloading cache smaller than a long prompt's experts), the experts are computed in chunks of
+// max_held() / 2, the next chunk prefetched while one computes. Every slot's FFN output goes to its
+// own row of a scratch buffer and the combine below runs in one fixed order, so the result is
+// bitwise the same for any chunking.
 // Output is the FFN output only; the caller adds the residual. A token that got no expert
 // (dropped by capacity, or only null experts) gets 0 from the routed part.
 #pragma once

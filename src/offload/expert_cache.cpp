@@ -16,6 +16,9 @@ namespace sy::offload {
 namespace {
 
 constexpr size_t kAlign = 64;
+constexpr size_t kDirectAlign = 4096;  // O_DIRECT offsets, lengths and buffers
+
+size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 std::string mib(size_t bytes) { return str(bytes, " bytes (", double(bytes) / (1024.0 * 1024.0), " MiB)"); }
 
@@ -46,7 +49,12 @@ std::string CacheStats::summary() const {
              " waited on a prefetch, ", misses, " misses), ", loads, " loads, ", double(bytes_read) / (1024.0 * 1024.0),
              " MiB read, stalled ", stall_seconds, " s, ", evictions, " evictions, ", prefetch_unused,
              " prefetches unused, peak ", double(peak_resident_bytes) / (1024.0 * 1024.0), " MiB resident",
-             overflow_loads ? str(", ", overflow_loads, " loads past the budget (batch pinned more than it)") : "");
+             overflow_loads ? str(", ", overflow_loads, " loads past the budget (batch pinned more than it)") : "",
+             prefetch_cancelled ? str(", ", prefetch_cancelled, " queued prefetches cancelled") : "",
+             pinned_experts ? str(", ", pinned_experts, " experts pinned (", double(pinned_bytes) / (1024.0 * 1024.0),
+                                  " MiB)")
+                            : "",
+             direct_reads ? str(", ", direct_reads, " O_DIRECT reads") : "");
 }
 
 std::shared_ptr<ExpertCache> ExpertCache::create(std::vector<CacheLayerSpec> layers, ExpertCacheOptions opt) {
@@ -73,6 +81,7 @@ std::shared_ptr<ExpertCache> ExpertCache::create(std::vector<CacheLayerSpec> lay
     f.ino = uint64_t(st.st_ino);
     f.size = int64_t(st.st_size);
     f.mtime_ns = mtime_ns(st);
+    if (opt.direct_io) c->open_direct(f);
     c->files_.push_back(f);
     return file_ids[t.file] = int(c->files_.size()) - 1;
   };
@@ -102,6 +111,7 @@ std::shared_ptr<ExpertCache> ExpertCache::create(std::vector<CacheLayerSpec> lay
       lf.file_index.push_back(ids);
       largest = std::max(largest, x.nbytes());
     }
+    lf.largest = largest;
     if (!spec.experts.empty()) {
       SY_CHECK(spec.active_per_token >= 1 && size_t(spec.active_per_token) <= spec.experts.size(), "[offload] layer ",
                l, ": active_per_token ", spec.active_per_token, " must be in [1, ", spec.experts.size(), "]");
@@ -111,6 +121,9 @@ std::shared_ptr<ExpertCache> ExpertCache::create(std::vector<CacheLayerSpec> lay
     c->layers_.push_back(std::move(lf));
   }
   c->min_budget_ = min_budget;
+  c->direct_refused_.assign(c->files_.size(), "");
+  for (size_t i = 0; i < c->files_.size(); ++i)
+    if (opt.direct_io && c->files_[i].dfd < 0) c->direct_refused_[i] = "open with O_DIRECT failed";
   SY_CHECK(opt.budget_bytes >= min_budget, "[offload] expert budget ", mib(opt.budget_bytes),
            " is smaller than one token's active experts: layer ", min_layer, " uses ",
            min_layer >= 0 ? layers[size_t(min_layer)].active_per_token : 0, " experts of up to ",
@@ -131,8 +144,102 @@ ExpertCache::~ExpertCache() {
   }
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
-  for (auto& f : files_)
+  for (auto& f : files_) {
     if (f.fd >= 0) ::close(f.fd);
+    if (f.dfd >= 0) ::close(f.dfd);
+  }
+}
+
+void ExpertCache::open_direct(File& f) {
+  f.dfd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  // The same file? (a rename between the two opens would mix files)
+  struct stat a, b;
+  if (f.dfd >= 0 && (::fstat(f.fd, &a) != 0 || ::fstat(f.dfd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+    ::close(f.dfd);
+    fail("[offload] ", f.path, " was replaced while it was being opened");
+  }
+}
+
+std::string ExpertCache::io_note() const {
+  if (!opt_.direct_io) return "";
+  std::lock_guard<std::mutex> lk(mu_);
+  std::string out;
+  for (size_t i = 0; i < files_.size(); ++i)
+    if (!direct_refused_[i].empty())
+      out += str(out.empty() ? "" : "; ", files_[i].path, ": ", direct_refused_[i]);
+  return out.empty() ? std::string("O_DIRECT") : "O_DIRECT refused, buffered pread used: " + out;
+}
+
+int64_t ExpertCache::max_held(int layer) const {
+  num_experts(layer);  // range check
+  std::lock_guard<std::mutex> lk(mu_);
+  const size_t largest = std::max<size_t>(1, layers_[size_t(layer)].largest);
+  const size_t free = opt_.budget_bytes - std::min(opt_.budget_bytes, stats_.pinned_bytes);
+  return std::max<int64_t>(1, int64_t(free / largest));
+}
+
+bool ExpertCache::resident(int layer, int64_t expert) const {
+  check_expert(layer, expert);
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = entries_.find(expert_key(layer, expert));
+  return it != entries_.end() && it->second.state == State::Ready;
+}
+
+void ExpertCache::pin(int layer, std::span<const int32_t> experts) {
+  for (int32_t x : experts) check_expert(layer, x);
+  std::unique_lock<std::mutex> lk(mu_);
+  size_t add = 0;
+  std::vector<ExpertKey> keys;
+  for (int32_t x : experts) {
+    const ExpertKey key = expert_key(layer, x);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.permanent) continue;
+    keys.push_back(key);
+    add += layers_[size_t(layer)].experts[size_t(x)].nbytes();
+  }
+  SY_CHECK(stats_.pinned_bytes + add + min_budget_ <= opt_.budget_bytes, "[offload] pinning ", keys.size(),
+           " more experts of layer ", layer, " (", mib(add), ") beside ", mib(stats_.pinned_bytes),
+           " already pinned would leave less than one token's active experts (", mib(min_budget_),
+           ") of the budget of ", mib(opt_.budget_bytes), "; pin fewer experts");
+  for (ExpertKey key : keys) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      const size_t bytes = layers_[size_t(layer)].experts[size_t(key_expert(key))].nbytes();
+      if (!make_room(bytes, true)) ++stats_.overflow_loads;
+      Entry& e = entries_[key];
+      e.bytes = bytes;
+      stats_.resident_bytes += bytes;
+      stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+      demand_q_.push_back(key);
+      it = entries_.find(key);
+    }
+    it->second.permanent = true;
+    it->second.prefetched = false;
+    ++it->second.pins;
+    stats_.pinned_bytes += it->second.bytes;
+    ++stats_.pinned_experts;
+  }
+  work_cv_.notify_all();
+  auto done = [&] {
+    for (ExpertKey k : keys) {
+      State st = entries_.at(k).state;
+      if (st != State::Ready && st != State::Failed) return false;
+    }
+    return true;
+  };
+  loaded_cv_.wait(lk, done);
+  std::exception_ptr err;
+  for (ExpertKey k : keys) {
+    Entry& e = entries_.at(k);
+    if (e.state != State::Failed) continue;
+    if (!err) err = e.error;
+    stats_.resident_bytes -= e.bytes;
+    stats_.pinned_bytes -= e.bytes;
+    --stats_.pinned_experts;
+    entries_.erase(k);
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 int64_t ExpertCache::num_experts(int layer) const {
@@ -165,17 +272,37 @@ void ExpertCache::evict(ExpertKey key) {
   ++stats_.evictions;
 }
 
-bool ExpertCache::make_room(size_t bytes, std::unique_lock<std::mutex>&) {
+bool ExpertCache::make_room(size_t bytes, bool demand) {
   std::vector<ExpertKey> cand;
   while (stats_.resident_bytes + bytes > opt_.budget_bytes) {
     cand.clear();
     for (const auto& [k, e] : entries_)
       if (e.state == State::Ready && e.pins == 0) cand.push_back(k);
-    if (cand.empty()) return false;
+    if (cand.empty()) {
+      if (demand && cancel_queued_prefetch()) continue;
+      return false;
+    }
     std::sort(cand.begin(), cand.end());
     evict(policy_->victim(cand));
   }
   return true;
+}
+
+// The prediction queued last (the furthest from being read) that no step asked for yet.
+bool ExpertCache::cancel_queued_prefetch() {
+  for (auto q = prefetch_q_.rbegin(); q != prefetch_q_.rend(); ++q) {
+    auto it = entries_.find(*q);
+    if (it == entries_.end()) continue;
+    const Entry& e = it->second;
+    if (e.state != State::Queued || e.pins != 0 || e.step_load || e.permanent) continue;
+    stats_.resident_bytes -= e.bytes;
+    ++stats_.prefetch_cancelled;
+    policy_->erase(it->first);
+    entries_.erase(it);
+    prefetch_q_.erase(std::next(q).base());
+    return true;
+  }
+  return false;
 }
 
 void ExpertCache::unpin(ExpertKey key) {
@@ -183,7 +310,7 @@ void ExpertCache::unpin(ExpertKey key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   --it->second.pins;
-  if (stats_.resident_bytes > opt_.budget_bytes) make_room(0, lk);  // back under budget after an overflow
+  if (stats_.resident_bytes > opt_.budget_bytes) make_room(0, false);  // back under budget after an overflow
 }
 
 ExpertHandle ExpertCache::acquire(int layer, int64_t expert) {
@@ -197,7 +324,7 @@ ExpertHandle ExpertCache::acquire(int layer, int64_t expert) {
   if (it == entries_.end()) {
     ++stats_.misses;
     size_t bytes = layers_[size_t(layer)].experts[size_t(expert)].nbytes();
-    if (!make_room(bytes, lk)) ++stats_.overflow_loads;
+    if (!make_room(bytes, true)) ++stats_.overflow_loads;
     Entry& e = entries_[key];
     e.bytes = bytes;
     e.pins = 1;
@@ -270,7 +397,7 @@ void ExpertCache::prefetch(int layer, std::span<const int32_t> experts, bool ahe
     }
     ++stats_.prefetch_requests;
     size_t bytes = layers_[size_t(layer)].experts[size_t(x)].nbytes();
-    if (!make_room(bytes, lk)) {
+    if (!make_room(bytes, !ahead)) {
       ++stats_.prefetch_dropped;
       continue;
     }
@@ -306,34 +433,82 @@ void ExpertCache::check_file(const File& f, const char* when, ExpertKey key) con
          "); refusing to mix weights of two files, restart with the new file");
 }
 
-void ExpertCache::load(ExpertKey key, Entry& e, const ExpertLocation& loc, const std::array<int, 3>& fids) {
-  const TensorLocation* ts[3] = {&loc.gate, &loc.up, &loc.down};
-  size_t off[3], total = 0;
-  for (int i = 0; i < 3; ++i) {
-    off[i] = total;
-    total += (ts[i]->nbytes() + kAlign - 1) / kAlign * kAlign;
+// Reads one tensor into `region` (aligned to kDirectAlign with direct I/O, else kAlign, and large
+// enough for the aligned span) and points `out` at it.
+void ExpertCache::read_tensor(int file_id, const TensorLocation& t, uint8_t* region, ExpertKey key, WeightRef& out) {
+  const File& f = files_[size_t(file_id)];
+  const size_t n = t.nbytes();
+  uint8_t* p = region;
+  bool direct = f.dfd >= 0;
+  if (direct) {
+    std::lock_guard<std::mutex> lk(mu_);
+    direct = direct_refused_[size_t(file_id)].empty();
   }
-  e.raw.reset(new uint8_t[total + kAlign]);
-  uint8_t* base = e.raw.get();
-  base += (kAlign - reinterpret_cast<uintptr_t>(base) % kAlign) % kAlign;
-  for (int i = 0; i < 3; ++i)
-    if (fids[size_t(i)] >= 0) check_file(files_[size_t(fids[size_t(i)])], "before", key);
-  WeightRef* dst[3] = {&e.weights.gate, &e.weights.up, &e.weights.down};
-  for (int i = 0; i < 3; ++i) {
-    if (fids[size_t(i)] < 0) continue;
-    const File& f = files_[size_t(fids[size_t(i)])];
-    uint8_t* p = base + off[i];
-    size_t n = ts[i]->nbytes(), done = 0;
+  if (direct) {
+    const size_t a0 = t.offset / kDirectAlign * kDirectAlign, end = t.offset + n;
+    const size_t len = round_up(end, kDirectAlign) - a0;
+    size_t done = 0;
+    while (done < end - a0) {
+      ssize_t r = ::pread(f.dfd, region + done, len - done, off_t(a0 + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == EINVAL && done == 0) {  // the file system takes no O_DIRECT reads here
+        std::lock_guard<std::mutex> lk(mu_);
+        direct_refused_[size_t(file_id)] = "a read with O_DIRECT failed with EINVAL";
+        direct = false;
+        break;
+      }
+      SY_CHECK(r >= 0, "[offload] ", f.path, ": O_DIRECT read of ", expert_name(key), " failed: ", std::strerror(errno));
+      SY_CHECK(r > 0, "[offload] ", f.path, ": short read of ", expert_name(key), ": the file ends before byte ", end,
+               " (it shrank since it was opened?)");
+      done += size_t(r);
+    }
+    if (direct) {
+      p = region + (t.offset - a0);
+      // Kernels read elements through typed pointers: move a tensor whose file offset is not a
+      // multiple of its element size to the (aligned) region start.
+      if (reinterpret_cast<uintptr_t>(p) % dtype_size(t.dtype) != 0) {
+        std::memmove(region, p, n);
+        p = region;
+      }
+      std::lock_guard<std::mutex> lk(mu_);
+      ++stats_.direct_reads;
+    }
+  }
+  if (!direct) {
+    size_t done = 0;
     while (done < n) {
-      ssize_t r = ::pread(f.fd, p + done, n - done, off_t(ts[i]->offset + done));
+      ssize_t r = ::pread(f.fd, p + done, n - done, off_t(t.offset + done));
       if (r < 0 && errno == EINTR) continue;
       SY_CHECK(r >= 0, "[offload] ", f.path, ": read of ", expert_name(key), " failed: ", std::strerror(errno));
       SY_CHECK(r > 0, "[offload] ", f.path, ": short read of ", expert_name(key), ": the file ends before byte ",
-               ts[i]->offset + n, " (it shrank since it was opened?)");
+               t.offset + n, " (it shrank since it was opened?)");
       done += size_t(r);
     }
-    *dst[i] = WeightRef{p, ts[i]->dtype, ts[i]->rows, ts[i]->cols};
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.buffered_reads;
   }
+  out = WeightRef{p, t.dtype, t.rows, t.cols};
+}
+
+void ExpertCache::load(ExpertKey key, Entry& e, const ExpertLocation& loc, const std::array<int, 3>& fids) {
+  const TensorLocation* ts[3] = {&loc.gate, &loc.up, &loc.down};
+  const size_t align = opt_.direct_io ? kDirectAlign : kAlign;
+  size_t off[3], total = 0;
+  for (int i = 0; i < 3; ++i) {
+    off[i] = total;
+    if (fids[size_t(i)] < 0) continue;
+    // With direct I/O a region holds the whole 4 KiB blocks the tensor touches.
+    const size_t head = opt_.direct_io ? ts[i]->offset % kDirectAlign : 0;
+    total += round_up(head + ts[i]->nbytes(), align);
+  }
+  e.raw.reset(new uint8_t[total + align]);
+  uint8_t* base = e.raw.get();
+  base += (align - reinterpret_cast<uintptr_t>(base) % align) % align;
+  for (int i = 0; i < 3; ++i)
+    if (fids[size_t(i)] >= 0) check_file(files_[size_t(fids[size_t(i)])], "before", key);
+  WeightRef* dst[3] = {&e.weights.gate, &e.weights.up, &e.weights.down};
+  for (int i = 0; i < 3; ++i)
+    if (fids[size_t(i)] >= 0) read_tensor(fids[size_t(i)], *ts[i], base + off[i], key, *dst[i]);
   // A write during the read leaves a new mtime or size: caught here, before anyone sees the bytes.
   for (int i = 0; i < 3; ++i)
     if (fids[size_t(i)] >= 0) check_file(files_[size_t(fids[size_t(i)])], "after", key);

@@ -14,11 +14,24 @@
 //
 // Budget: bytes of resident expert tensors (gate + up + down as stored). A budget smaller than
 // one token's active experts of the largest layer (active_per_token x largest expert) is refused
-// at construction with the minimum in the message. MoELayer pins every expert of a batch at once
-// (all acquire() calls before one grouped_ffn), so a prefill batch may need more than the budget:
-// the cache then loads past the budget rather than deadlock (stats.overflow_loads,
-// peak_resident_bytes) and shrinks back when the pins are released. Decode steps (one token per
-// sequence) stay within the budget whenever it is at least the minimum.
+// at construction with the minimum in the message. max_held(layer) tells MoELayer how many of a
+// layer's experts fit at once (ExpertStore::max_held()); a batch that uses more (a long prompt) is
+// computed in chunks, so the budget holds. Should the pinned experts still exceed the budget (a
+// caller that acquires more than max_held() at once, or loads of predictions in flight that cannot
+// be cancelled), the cache loads past the budget rather than deadlock (stats.overflow_loads,
+// peak_resident_bytes) and shrinks back when the pins are released. A demand (acquire, or the
+// step's own prefetch) cancels queued, not yet started predictive prefetches before overflowing.
+//
+// Hot experts (pin()): loaded at once and kept resident for the cache's lifetime (never evicted),
+// e.g. the experts a recorded profile used most (offload/pin_profile.h). They count against the
+// budget, and what remains must still hold one token's active experts.
+//
+// Direct I/O (ExpertCacheOptions::direct_io): reads bypass the page cache with O_DIRECT; offsets,
+// lengths and buffers are aligned to 4096 bytes (each tensor is read from the 4 KiB block holding
+// its first byte to the block holding its last, and the kernels get a view at its first byte; a
+// tensor whose file offset is not a multiple of its element size is moved to the block start). A
+// file system that refuses O_DIRECT (open or read fails with EINVAL, e.g. tmpfs) makes the cache
+// use buffered pread for that file; io_note() says which was used and why.
 //
 // File safety: each file's identity (device, inode, size, mtime) is recorded when the cache opens
 // it; every read checks the open descriptor and the path before and after the pread, and a short
@@ -74,6 +87,7 @@ struct ExpertCacheOptions {
   size_t budget_bytes = 0;
   PolicyKind policy = PolicyKind::LRU;
   int io_threads = 2;  // background readers
+  bool direct_io = false;  // O_DIRECT reads (see above)
 };
 
 struct CacheStats {
@@ -88,6 +102,10 @@ struct CacheStats {
   int64_t evictions = 0;
   int64_t overflow_loads = 0;      // loads past the budget because everything resident was pinned
   uint64_t bytes_read = 0;
+  int64_t prefetch_cancelled = 0;  // queued predictions cancelled to make room for a demand
+  int64_t pinned_experts = 0;      // kept resident by pin()
+  size_t pinned_bytes = 0;
+  int64_t direct_reads = 0, buffered_reads = 0;  // tensors read with and without O_DIRECT
   size_t resident_bytes = 0, peak_resident_bytes = 0;
   double stall_seconds = 0;        // time acquire() waited for loads
   double hit_rate() const { return acquires ? double(hits) / double(acquires) : 0.0; }
@@ -110,6 +128,14 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
   void prefetch(int layer, std::span<const int32_t> experts, bool ahead = false);
   // The ExpertStore view of one layer, for MoEWeights::experts.
   std::shared_ptr<ExpertStore> store(int layer);
+  // Loads these experts of `layer` (blocking) and keeps them resident until the cache is
+  // destroyed. Throws when the pinned bytes would leave less than min_budget_bytes() for the rest.
+  void pin(int layer, std::span<const int32_t> experts);
+  bool resident(int layer, int64_t expert) const;  // loaded (Ready)
+  // Experts of `layer` that fit at once in the budget left by pinned experts (>= 1).
+  int64_t max_held(int layer) const;
+  // "" without direct_io; else "O_DIRECT" or what refused it and that buffered reads are used.
+  std::string io_note() const;
 
   CacheStats stats() const;
   size_t budget_bytes() const { return opt_.budget_bytes; }
@@ -122,6 +148,7 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
   struct File {
     std::string path;
     int fd = -1;
+    int dfd = -1;  // O_DIRECT descriptor, -1 without direct I/O or when refused
     uint64_t dev = 0, ino = 0;
     int64_t size = 0, mtime_ns = 0;
   };
@@ -131,6 +158,7 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
     bool prefetched = false;  // loaded on a prefetch and not acquired since
     bool step_load = false;   // started by prefetch(ahead = false): its acquire is a miss
     int pins = 0;
+    bool permanent = false;   // pin(): holds one pin forever
     size_t bytes = 0;
     std::unique_ptr<uint8_t[]> raw;  // over-allocated for 64-byte alignment
     FfnWeights weights;
@@ -139,14 +167,19 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
   struct LayerFiles {
     std::vector<ExpertLocation> experts;
     std::vector<std::array<int, 3>> file_index;  // per expert: gate, up, down file ids (-1: none)
+    size_t largest = 0;                          // bytes of the largest expert
   };
 
   ExpertCache(ExpertCacheOptions opt) : opt_(opt) {}
   void start();
   void worker();
   void load(ExpertKey key, Entry& e, const ExpertLocation& loc, const std::array<int, 3>& files);
+  void open_direct(File& f);
   void check_file(const File& f, const char* when, ExpertKey key) const;
-  bool make_room(size_t bytes, std::unique_lock<std::mutex>& lk);  // false: nothing evictable
+  // false: nothing evictable. demand: may cancel queued predictive prefetches.
+  bool make_room(size_t bytes, bool demand);
+  bool cancel_queued_prefetch();
+  void read_tensor(int file_id, const TensorLocation& t, uint8_t* region, ExpertKey key, WeightRef& out);
   void evict(ExpertKey key);
   void unpin(ExpertKey key);
   void check_expert(int layer, int64_t expert) const;
@@ -164,6 +197,7 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
   std::vector<std::thread> workers_;
   bool stop_ = false;
   CacheStats stats_;
+  std::vector<std::string> direct_refused_;  // per file: why O_DIRECT is not used ("": it is); under mu_
 };
 
 // One layer of an ExpertCache as an ExpertStore.
@@ -173,6 +207,7 @@ class CachedExperts final : public ExpertStore {
   int64_t num_experts() const override { return cache_->num_experts(layer_); }
   ExpertHandle acquire(int64_t expert) override { return cache_->acquire(layer_, expert); }
   void prefetch(std::span<const int32_t> experts) override { cache_->prefetch(layer_, experts, false); }
+  int64_t max_held() const override { return cache_->max_held(layer_); }
   void prefetch_ahead(std::span<const int32_t> experts) { cache_->prefetch(layer_, experts, true); }
   ExpertCache& cache() { return *cache_; }
   int layer() const { return layer_; }
