@@ -1,5 +1,9 @@
 // `switchyard generate`: streams text from a Hugging Face MoE checkpoint, then prints prompt and
 // decode speed and a routing summary (per-layer load and experts per token) to stderr.
+// --parallel N: N sampled continuations of the prompt (seeds seed..seed+N-1) decoded together with
+// Model::forward_batch (one step = one token of every unfinished continuation; with offloading each
+// expert is loaded once per step), printed one after the other when all are done.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -20,7 +24,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model_dir, prompt, router, system;
-  int n_predict = 128, experts_per_token = 0, ctx = 4096;
+  int n_predict = 128, experts_per_token = 0, ctx = 4096, parallel = 1;
   SamplingParams sampling;  // explicit flags
   std::vector<CLI::Option*> sampling_flags;  // temp, top-k, top-p, min-p, repeat-penalty
   bool chat = false, no_think = false, no_stats = false;
@@ -55,6 +59,96 @@ void print_routing_summary(const Model& model, const ForwardStats& st) {
     std::fprintf(stderr, "  %5zu  %-28s %8.2f %8.2f %6.2f %8lld\n", l, specs[l].c_str(), s.experts_per_token_mean,
                  s.load_max_over_mean, s.load_cv, (long long)s.dropped);
   }
+}
+
+void print_cache_report(const Model& model, double total_s, size_t tokens);
+
+// N continuations of one prompt: the prompt runs once, its KV cache is copied N times, and every
+// step decodes one token of each unfinished continuation in one forward_batch.
+void run_parallel(const GenerateOptions& o, Model& model, const Tokenizer& tok, const std::vector<int32_t>& ids,
+                  const std::vector<int32_t>& eos, const SamplingParams& sp) {
+  const int64_t V = model.config().vocab;
+  const int N = o.parallel;
+  KVCache prompt_cache = model.make_cache(std::min<int64_t>(o.ctx, int64_t(ids.size()) + o.n_predict));
+  ForwardStats stats;
+  std::vector<float> logits(size_t(V) * size_t(N));
+  auto t0 = Clock::now();
+  model.forward(ids, prompt_cache, logits.data(), false, &stats);
+  for (int i = 1; i < N; ++i) std::copy_n(logits.data(), V, logits.data() + int64_t(i) * V);
+  const double t_prompt = seconds_since(t0);
+  struct Seq {
+    KVCache cache;
+    Sampler sampler;
+    StopMatcher stop;
+    StreamDecoder dec;
+    std::vector<int32_t> history;
+    std::string text, reason = "length";
+    int n_gen = 0;
+    bool done = false;
+  };
+  std::vector<Seq> seqs;
+  for (int i = 0; i < N; ++i) {
+    SamplingParams p = sp;
+    p.seed = sp.seed + uint64_t(i);
+    seqs.push_back(Seq{prompt_cache, Sampler(p), StopMatcher(o.stops), StreamDecoder(tok, true), ids, "", "length", 0, false});
+  }
+  auto t1 = Clock::now();
+  int64_t n_tokens = 0;
+  std::vector<int32_t> step_tokens;
+  std::vector<KVCache*> step_caches;
+  std::vector<int> step_seq(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) step_seq[size_t(i)] = i;  // row of logits -> sequence
+  if (o.n_predict == 0) step_seq.clear();
+  for (;;) {
+    step_tokens.clear();
+    step_caches.clear();
+    std::vector<int> next_rows;
+    for (size_t row = 0; row < step_seq.size(); ++row) {
+      Seq& s = seqs[size_t(step_seq[row])];
+      const int32_t next = s.sampler.sample(logits.data() + int64_t(row) * V, V, s.history);
+      ++s.n_gen;
+      if (std::find(eos.begin(), eos.end(), next) != eos.end()) {
+        s.done = true, s.reason = "eos";
+        continue;
+      }
+      s.history.push_back(next);
+      s.text += s.stop.feed(s.dec.put(next));
+      if (s.stop.stopped()) {
+        s.done = true, s.reason = "stop string";
+        continue;
+      }
+      if (s.n_gen >= o.n_predict || s.cache.len >= s.cache.capacity) {
+        s.done = true;
+        continue;
+      }
+      step_tokens.push_back(next);
+      step_caches.push_back(&s.cache);
+      next_rows.push_back(step_seq[row]);
+    }
+    step_seq = next_rows;
+    if (step_tokens.empty()) break;
+    model.forward_batch(step_tokens, step_caches, logits.data(), &stats);
+    n_tokens += int64_t(step_tokens.size());
+  }
+  const double t_decode = seconds_since(t1);
+  int total_gen = 0;
+  for (int i = 0; i < N; ++i) {
+    Seq& s = seqs[size_t(i)];
+    if (!s.stop.stopped()) s.text += s.stop.feed(s.dec.finish()) + s.stop.finish();
+    std::printf("[%d]%s\n", i, s.text.c_str());
+    total_gen += s.n_gen;
+  }
+  std::fflush(stdout);
+  model.close_trace();
+  if (!o.offload.trace.empty()) std::fprintf(stderr, "trace: %s\n", o.offload.trace.c_str());
+  if (o.no_stats) return;
+  std::fprintf(stderr, "\nprompt: %zu tokens in %.3f s (%.1f tok/s); decode: %d continuations, %d tokens sampled, "
+               "%lld decoded in %.3f s (%.1f tok/s)\n", ids.size(), t_prompt, double(ids.size()) / t_prompt, N,
+               total_gen, (long long)n_tokens, t_decode, t_decode > 0 ? double(n_tokens) / t_decode : 0.0);
+  for (int i = 0; i < N; ++i)
+    std::fprintf(stderr, "  [%d] %d tokens, stopped: %s\n", i, seqs[size_t(i)].n_gen, seqs[size_t(i)].reason.c_str());
+  print_routing_summary(model, stats);
+  print_cache_report(model, t_prompt + t_decode, ids.size() + size_t(n_tokens));
 }
 
 void run_generate(GenerateOptions& o) {
@@ -96,6 +190,10 @@ void run_generate(GenerateOptions& o) {
   if (given(3)) sp.min_p = o.sampling.min_p;
   if (given(4)) sp.repetition_penalty = o.sampling.repetition_penalty;
   sp.seed = o.sampling.seed;
+  if (o.parallel > 1) {
+    run_parallel(o, *model, tok, ids, eos, sp);
+    return;
+  }
   Sampler sampler(sp);
   StopMatcher stop(o.stops);
   StreamDecoder dec(tok, /*skip_special=*/true);
@@ -146,16 +244,21 @@ void run_generate(GenerateOptions& o) {
                "stopped: %s\n", ids.size(), t_prompt, double(ids.size()) / t_prompt, n_gen, t_decode,
                n_gen > 0 ? double(n_gen) / t_decode : 0.0, reason.c_str());
   print_routing_summary(*model, stats);
-  if (auto cs = model->expert_cache_stats()) {
-    const double total_s = t_prompt + t_decode;
+  print_cache_report(*model, t_prompt + t_decode, ids.size() + size_t(n_gen));
+}
+
+void print_cache_report(const Model& model, double total_s, size_t tokens) {
+  if (auto cs = model.expert_cache_stats()) {
     std::fprintf(stderr, "expert cache (%s, budget %.2f MiB of %.2f MiB experts): hit rate %.1f%% (%lld of %lld), "
                  "%.2f MiB read, stalled %.3f s waiting for experts, %.1f tokens/s overall\n",
-                 offload::policy_name(model->expert_cache()->policy()),
-                 double(model->expert_cache()->budget_bytes()) / (1024.0 * 1024.0),
-                 double(model->routed_expert_bytes()) / (1024.0 * 1024.0), 100.0 * cs->hit_rate(),
+                 offload::policy_name(model.expert_cache()->policy()),
+                 double(model.expert_cache()->budget_bytes()) / (1024.0 * 1024.0),
+                 double(model.routed_expert_bytes()) / (1024.0 * 1024.0), 100.0 * cs->hit_rate(),
                  (long long)cs->hits, (long long)cs->acquires, double(cs->bytes_read) / (1024.0 * 1024.0),
-                 cs->stall_seconds, total_s > 0 ? double(ids.size() + size_t(n_gen)) / total_s : 0.0);
+                 cs->stall_seconds, total_s > 0 ? double(tokens) / total_s : 0.0);
     std::fprintf(stderr, "  %s\n", cs->summary().c_str());
+    const std::string io = model.expert_cache()->io_note();
+    if (!io.empty()) std::fprintf(stderr, "  expert reads: %s\n", io.c_str());
   }
 }
 
@@ -185,6 +288,10 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--system", o.system, "system message for --chat");
   cmd->add_flag("--no-think", o.no_think, "with --chat: disable thinking (Qwen3 enable_thinking=false)");
   cmd->add_flag("--no-stats", o.no_stats, "do not print speed and routing statistics");
+  cmd->add_option("--parallel", o.parallel,
+                  "decode N sampled continuations of the prompt together (seeds seed..seed+N-1; batched decode, "
+                  "each expert loaded once per step)")
+      ->check(CLI::Range(1, 256));
   cmd->add_option_function<std::string>(
          "--compute",
          [](const std::string& c) { set_default_backend(c == "bf16" ? &cpu_bf16_backend() : &cpu_backend()); },

@@ -52,12 +52,20 @@ void add_offload_flags(CLI::App* cmd, OffloadFlags& f) {
       ->check(CLI::IsMember({"lru", "lfu", "predictive"}));
   cmd->add_option("--io-threads", f.io_threads, "expert cache I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--trace", f.trace, "write every token's routing to FILE (switchyard trace analyze FILE)");
+  cmd->add_option("--pin-profile", f.pin_profile,
+                  "with --expert-budget: keep the experts this recorded trace (--trace) used most resident");
+  cmd->add_option("--pin-fraction", f.pin_fraction, "share of the budget for --pin-profile's experts, split per layer")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--direct-io", f.direct_io, "read experts with O_DIRECT, bypassing the page cache");
 }
 
 void apply_offload_flags(const OffloadFlags& f, LoadOptions& lo) {
   lo.cache_policy = offload::parse_policy(f.policy);
   lo.io_threads = f.io_threads;
   lo.trace_path = f.trace;
+  lo.pin_profile = f.pin_profile;
+  lo.pin_fraction = f.pin_fraction;
+  lo.direct_io = f.direct_io;
   if (!f.budget.empty()) {
     BudgetSpec b = parse_budget(f.budget);
     lo.expert_budget_bytes = size_t(b.bytes);

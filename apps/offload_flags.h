@@ -4,6 +4,8 @@
 //   --cache-policy lru|lfu|predictive   (default predictive)
 //   --io-threads N                      the cache's background readers (default 2)
 //   --trace FILE                        routing trace (offload/trace.h), read by `switchyard trace analyze`
+//   --pin-profile TRACE [--pin-fraction F]  keep the experts TRACE used most resident (F of the budget)
+//   --direct-io                         read experts with O_DIRECT (falls back to buffered pread, said)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,8 +17,10 @@
 namespace sy::cli {
 
 struct OffloadFlags {
-  std::string budget, policy = "predictive", trace;
+  std::string budget, policy = "predictive", trace, pin_profile;
+  double pin_fraction = 0.5;
   int io_threads = 2;
+  bool direct_io = false;
 };
 
 void add_offload_flags(CLI::App* cmd, OffloadFlags& f);
