@@ -457,6 +457,7 @@ void add_bench(CLI::App& app) {
     run_bench_moe(o);
   });
   add_bench_model(cmd);
+  add_bench_offload(cmd);
 }
 
 }  // namespace sy::cli

@@ -14,6 +14,7 @@ GlobalOptions& globals();
 void add_demo(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_bench_model(CLI::App* bench);  // `bench model` (cmd_bench_model.cpp), called by add_bench
+void add_bench_offload(CLI::App* bench);  // `bench offload` (cmd_bench_offload.cpp), called by add_bench
 void add_routers(CLI::App& app);
 void add_info(CLI::App& app);
 void add_perplexity(CLI::App& app);

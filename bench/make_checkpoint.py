@@ -78,6 +78,9 @@ def main():
                 max_window_layers=a.layers)
     if a.vocab > 0:
         over["vocab_size"] = a.vocab
+        for key, fallback in (("bos_token_id", 1), ("eos_token_id", 2)):  # ids must stay in the vocabulary
+            if over[key] >= a.vocab:
+                over[key] = fallback
     cfg = gen_models.qwen3_cfg(**over)
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     es = 2 if dtype == torch.bfloat16 else 4
