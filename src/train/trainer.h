@@ -13,7 +13,8 @@
 //                           "switchyard_router" (the router spec) and, with a shared expert,
 //                           "shared_expert_intermediate_size" / "switchyard_shared_expert_gate"
 //   model.safetensors       Qwen3 tensor names, f32 or bf16 (save_dtype)
-//   tokenizer.json          copied from the tokenizer given
+//   tokenizer.json          copied from the tokenizer given (and tokenizer_config.json when one
+//                           lies beside it)
 //   generation_config.json  bos/eos ids
 //   train_state.safetensors f32 weights, AdamW m and v, router biases (flat), and metadata: step,
 //                           RNG state, tokens seen, the full TrainConfig as JSON ("train_config")
@@ -133,7 +134,8 @@ class Trainer {
   TrainConfig cfg_;
   TrainCallbacks cb_;
   std::unique_ptr<MoELM> model_;
-  std::string tokenizer_json_;  // file text, copied into checkpoints
+  std::string tokenizer_json_;    // file text, copied into checkpoints
+  std::string tokenizer_config_;  // tokenizer_config.json beside it ("" when there is none), copied too
   int32_t bos_id_ = -1, eos_id_ = -1;
   TokenStream train_, val_;
   std::vector<std::string> label_names_;

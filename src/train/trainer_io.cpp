@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "moe/router.h"
 #include "train/trainer.h"
@@ -98,32 +99,6 @@ void fsync_dir(const std::string& dir) {
   const int e = errno;
   ::close(fd);
   SY_CHECK(rc == 0, "[train] fsync of directory ", dir, " failed: ", std::strerror(e));
-}
-
-// PATH.tmp, write, fsync, rename over PATH (the directory is fsynced by the caller).
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  SY_CHECK(fd >= 0, "[train] ", tmp, ": cannot create: ", std::strerror(errno));
-  const char* p = bytes.data();
-  size_t n = bytes.size();
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int e = errno;
-      ::close(fd);
-      fail("[train] ", tmp, ": write failed: ", std::strerror(e));
-    }
-    p += w;
-    n -= size_t(w);
-  }
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  SY_CHECK(rc == 0, "[train] ", tmp, ": fsync failed: ", std::strerror(e));
-  SY_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "[train] cannot rename ", tmp, " to ", path, ": ",
-           std::strerror(errno));
 }
 
 // FNV-1a 64 over the bytes of the state tensors, to detect a damaged train_state file.
@@ -258,6 +233,7 @@ std::string Trainer::save() {
   if (bos_id_ >= 0) gen["bos_token_id"] = bos_id_;
   write_file_atomic(tmp + "/generation_config.json", gen.dump(2) + "\n");
   write_file_atomic(tmp + "/tokenizer.json", tokenizer_json_);
+  if (!tokenizer_config_.empty()) write_file_atomic(tmp + "/tokenizer_config.json", tokenizer_config_);
 
   // Training state (always f32) with a checksum over its bytes.
   const auto w = m.weights(), mm = m.adam_m(), vv = m.adam_v(), b = m.router_biases();
