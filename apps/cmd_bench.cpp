@@ -41,6 +41,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -82,13 +83,6 @@ struct Shape {
 
 // --- weights ------------------------------------------------------------------------------------
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // n values uniform in [-sqrt(3) sd, sqrt(3) sd] (variance sd^2) stored as `dt`; deterministic for
 // (seed, stream) whatever the thread count: chunk c draws from its own generator.
 void fill_random(void* dst, DType dt, size_t n, float sd, uint64_t seed, uint64_t stream) {
@@ -122,26 +116,6 @@ void write_weights(const std::string& path, const Shape& s, DType dt, int64_t tm
                      {"up", dt, {s.E, s.F, s.H}, up.get()},
                      {"down", dt, {s.E, s.H, s.F}, down.get()}},
                     {{"k", std::to_string(s.k)}, {"norm", "true"}, {"model", s.name}});
-}
-
-std::string pick_tmp_dir(const std::string& requested, size_t need) {
-  auto avail = [](const std::string& d) -> size_t {
-    struct statvfs v;
-    if (::statvfs(d.c_str(), &v) != 0) return 0;
-    return size_t(v.f_bavail) * size_t(v.f_frsize);
-  };
-  if (!requested.empty()) {
-    SY_CHECK(std::filesystem::is_directory(requested), "[bench] --tmp-dir ", requested, " is not a directory");
-    SY_CHECK(avail(requested) > need, "[bench] --tmp-dir ", requested, " has ", avail(requested) >> 20,
-             " MiB free, the weights need ", need >> 20, " MiB");
-    return requested;
-  }
-  if (std::filesystem::is_directory("/dev/shm") && ::access("/dev/shm", W_OK) == 0 && avail("/dev/shm") > need * 5 / 4)
-    return "/dev/shm";
-  std::string t = std::filesystem::temp_directory_path().string();
-  SY_CHECK(avail(t) > need, "[bench] temporary directory ", t, " has ", avail(t) >> 20, " MiB free, the weights need ",
-           need >> 20, " MiB (use --tmp-dir)");
-  return t;
 }
 
 // --- timing -------------------------------------------------------------------------------------
@@ -349,13 +323,6 @@ void print_row(const json& j) {
   std::fflush(stdout);
 }
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 void run_bench_moe(const BenchOptions& o) {
   reexec_without(kOpenblasVars);  // OpenBLAS reads them when it loads: our sgemm peak must not see them
   const int threads = default_pool().size();
@@ -458,6 +425,7 @@ void add_bench(CLI::App& app) {
   });
   add_bench_model(cmd);
   add_bench_offload(cmd);
+  add_bench_train(cmd);
 }
 
 }  // namespace sy::cli

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -97,20 +98,6 @@ Mem read_mem() {
 
 json mem_json(const Mem& m) {
   return {{"VmRSS", m.rss}, {"VmHWM", m.hwm}, {"RssAnon", m.anon}, {"RssFile", m.file}, {"RssShmem", m.shmem}};
-}
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 // The preset's numbers needed before the checkpoint exists (bench/make_checkpoint.py PRESETS).

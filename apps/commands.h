@@ -26,3 +26,4 @@ void add_route(CLI::App& app);
 void add_train(CLI::App& app);
 
 }  // namespace sy::cli
+void add_bench_train(CLI::App* bench);  // `bench train` (cmd_bench_train.cpp), called by add_bench
