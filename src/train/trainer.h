@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +69,9 @@ struct TrainConfig {
 nlohmann::json to_json(const TrainConfig& c);
 // Every field of `j` overrides the default; unknown keys throw.
 TrainConfig train_config_from_json(const nlohmann::json& j);
+// The JSON text of a checkpoint's "train_config" metadata; `name` stands for it in errors.
+// Throws sy::Error for anything that is not a valid config object.
+TrainConfig parse_train_config(std::string_view text, const std::string& name);
 // JSON pointers ("/model/hidden", "/seq_len") of the fields that define the model or the data: a
 // resume may not change them.
 const std::vector<std::string>& fixed_on_resume();

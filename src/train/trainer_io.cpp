@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -42,6 +45,42 @@ nlohmann::json to_json(const TrainConfig& c) {
   return j;
 }
 
+namespace {
+
+// One field, type-checked without lossy conversions (a float for an integer field, an integer out
+// of range, a non-finite or out-of-range float are refused, never cast).
+template <typename T>
+void get_field(const nlohmann::json& v, T& out, const std::string& key) {
+  auto bad = [&](const char* what) { fail("[train] train_config field '", key, "' = ", v.dump(), " is not ", what); };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) bad("true or false");
+    out = v.get<bool>();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) bad("a string");
+    out = v.get<std::string>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) bad("an integer");
+    if (v.is_number_unsigned()) {
+      const uint64_t u = v.get<uint64_t>();
+      if (u > uint64_t(std::numeric_limits<T>::max())) bad("in range");
+      out = T(u);
+    } else {
+      const int64_t i = v.get<int64_t>();
+      if (i < 0 && std::is_unsigned_v<T>) bad("a non-negative integer");
+      if (i < int64_t(std::numeric_limits<T>::min()) || (i > 0 && uint64_t(i) > uint64_t(std::numeric_limits<T>::max())))
+        bad("in range");
+      out = T(i);
+    }
+  } else {
+    if (!v.is_number()) bad("a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::abs(d) > double(std::numeric_limits<T>::max())) bad("a finite number in range");
+    out = T(d);
+  }
+}
+
+}  // namespace
+
 TrainConfig train_config_from_json(const nlohmann::json& j) {
   TrainConfig c;
   SY_CHECK(j.is_object(), "[train] train_config is not a JSON object");
@@ -50,10 +89,10 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
       if (k == "model") {
         SY_CHECK(v.is_object(), "[train] train_config.model is not a JSON object");
         for (const auto& [mk, mv] : v.items()) {
-#define X(f)      \
-  if (mk == #f) { \
-    mv.get_to(c.model.f); \
-    continue;     \
+#define X(f)                                \
+  if (mk == #f) {                           \
+    get_field(mv, c.model.f, "model." #f);  \
+    continue;                               \
   }
           SY_MODEL_FIELDS(X)
 #undef X
@@ -61,10 +100,10 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
         }
         continue;
       }
-#define X(f)     \
-  if (k == #f) { \
-    v.get_to(c.f); \
-    continue;    \
+#define X(f)          \
+  if (k == #f) {      \
+    get_field(v, c.f, #f); \
+    continue;         \
   }
       SY_TRAIN_FIELDS(X)
 #undef X
@@ -193,13 +232,21 @@ TrainConfig Trainer::load_config(const std::string& dir) {
   const SafeTensors st(ckpt + "/train_state.safetensors");
   const auto it = st.metadata().find("train_config");
   SY_CHECK(it != st.metadata().end(), "[train] ", st.path(), ": no 'train_config' in the metadata");
+  return parse_train_config(it->second, st.path());
+}
+
+TrainConfig parse_train_config(std::string_view text, const std::string& name) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(it->second);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    fail("[train] ", st.path(), ": train_config is not valid JSON: ", e.what());
+    fail("[train] ", name, ": train_config is not valid JSON: ", e.what());
   }
-  return train_config_from_json(j);
+  try {
+    return train_config_from_json(j);
+  } catch (const Error& e) {
+    fail(name, ": ", e.what());
+  }
 }
 
 std::string Trainer::save() {
