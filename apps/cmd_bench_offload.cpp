@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "core/error.h"
 #include "model/model.h"
@@ -316,12 +317,7 @@ void run_bench_offload(const BenchOffloadOptions& o) {
     if (s.moe) E = std::max<int>(E, int(s.n_experts));
   const uint64_t expert_bytes = experts / uint64_t(moe_layers) / uint64_t(E);
   probe.reset();
-  const std::string load = [] {
-    std::ifstream f("/proc/loadavg");
-    std::string a, b, c;
-    f >> a >> b >> c;
-    return a + " " + b + " " + c;
-  }();
+  const std::string load = load_average();
   std::fprintf(stderr, "bench offload: %s: %d MoE layers x %d experts (top-%d) of %s MiB = %s MiB of experts, "
                "%s MiB other weights; load average %s\n", dir.c_str(), moe_layers, E, k, mib(double(expert_bytes)).c_str(),
                mib(double(experts)).c_str(), mib(double(dense)).c_str(), load.c_str());
