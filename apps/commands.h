@@ -15,6 +15,7 @@ void add_demo(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_bench_model(CLI::App* bench);  // `bench model` (cmd_bench_model.cpp), called by add_bench
 void add_bench_offload(CLI::App* bench);  // `bench offload` (cmd_bench_offload.cpp), called by add_bench
+void add_bench_train(CLI::App* bench);  // `bench train` (cmd_bench_train.cpp), called by add_bench
 void add_routers(CLI::App& app);
 void add_info(CLI::App& app);
 void add_perplexity(CLI::App& app);
@@ -26,4 +27,3 @@ void add_route(CLI::App& app);
 void add_train(CLI::App& app);
 
 }  // namespace sy::cli
-void add_bench_train(CLI::App* bench);  // `bench train` (cmd_bench_train.cpp), called by add_bench
