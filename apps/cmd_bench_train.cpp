@@ -26,10 +26,9 @@
 //                    key and dim, backward twice the forward)
 //   GFLOP/s = flop per token * tokens/s, also as a fraction of the machine's f32 FMA peak
 //             (apps/peak.h, measured with the same threads)
-// Threads: -t (default all cores) sizes our pool and OpenBLAS (openblas_set_num_threads);
-// torch.set_num_threads gets the same number. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from
+// Threads: -t (default all cores) sizes our pool (the train ops run OpenBLAS single-threaded and
+// tile products over the pool); torch.set_num_threads gets the same number. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from
 // both processes (kOpenblasVars: they slow down this machine's OpenBLAS).
-#include <cblas.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -210,7 +209,6 @@ void run_bench_train(const BenchTrainOptions& o) {
   reexec_without(kOpenblasVars);  // OpenBLAS reads them when it loads
   const Shape s = resolve(o);
   const int threads = default_pool().size();
-  openblas_set_num_threads(threads);
   SY_CHECK(s.top_k <= s.experts, "[bench train] --top-k ", s.top_k, " exceeds --experts ", s.experts);
   SY_CHECK(o.check_steps >= 1, "[bench train] --check-steps must be at least 1");
   FILE* info = o.as_json ? stderr : stdout;
@@ -259,7 +257,6 @@ void run_bench_train(const BenchTrainOptions& o) {
   MachinePeaks pk;
   if (!o.no_peaks) {
     pk = measure_peaks(threads, o.quick_peaks);
-    openblas_set_num_threads(threads);
     std::fprintf(info, "machine: %s\n", pk.summary().c_str());
     j["machine"] = {{"fma_gflops", pk.fma_gflops}, {"read_gbps", pk.read_gbps}, {"summary", pk.summary()}};
   }
