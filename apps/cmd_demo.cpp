@@ -1,5 +1,6 @@
-// `switchyard demo`: the main job on the embedded default. Pushes one batch through a random MoE
-// layer under every registered routing function and prints the routing statistics.
+// `switchyard demo --layer`: pushes one batch through a random MoE layer under every registered
+// routing function and prints the routing statistics. (`switchyard demo` without --layer runs the
+// demo model: apps/cmd_demo_model.cpp.)
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -7,17 +8,12 @@
 #include <vector>
 
 #include "commands.h"
+#include "demo.h"
 #include "core/threadpool.h"
 #include "moe/moe_layer.h"
 
 namespace sy::cli {
 namespace {
-
-struct DemoOptions {
-  int64_t tokens = 256, hidden = 256, experts = 16, ffn = 128;
-  uint64_t seed = 0;
-  std::vector<std::string> routers;
-};
 
 std::vector<float> random_matrix(std::mt19937& rng, int64_t rows, int64_t cols, float scale) {
   std::normal_distribution<float> nd(0.0f, scale);
@@ -26,7 +22,9 @@ std::vector<float> random_matrix(std::mt19937& rng, int64_t rows, int64_t cols, 
   return m;
 }
 
-void run_demo(const DemoOptions& o) {
+}  // namespace
+
+void run_layer_demo(const DemoOptions& o) {
   std::mt19937 rng(uint32_t(o.seed));
   const int64_t H = o.hidden, F = o.ffn, E = o.experts, T = o.tokens;
   auto x = random_matrix(rng, T, H, 1.0f);
@@ -80,22 +78,30 @@ void run_demo(const DemoOptions& o) {
     std::printf("\n");
   }
   std::printf("\nload = max/mean tokens per expert (1.00 is perfect balance); lb_loss = E*sum f_i*P_i (Switch); "
-              "z_loss = mean logsumexp^2 (ST-MoE).\nTry: switchyard demo --router 'topp:p=0.4'   "
+              "z_loss = mean logsumexp^2 (ST-MoE).\nTry: switchyard demo --layer --router 'topp:p=0.4'   "
               "(switchyard routers lists all)\n");
 }
 
-}  // namespace
-
 void add_demo(CLI::App& app) {
   static DemoOptions o;
-  auto* cmd = app.add_subcommand("demo", "push a batch through a random MoE layer under every router; print routing stats");
-  cmd->add_option("--tokens", o.tokens, "tokens in the batch")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  cmd->add_option("--hidden", o.hidden, "hidden size")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
-  cmd->add_option("--experts", o.experts, "routed experts")->check(CLI::Range(int64_t(1), int64_t(4096)));
-  cmd->add_option("--ffn", o.ffn, "expert width")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
-  cmd->add_option("--seed", o.seed, "random seed");
-  cmd->add_option("-r,--router", o.routers, "router spec(s) to run instead of every router's example");
-  cmd->callback([] { run_demo(o); });
+  auto* cmd = app.add_subcommand("demo", "the main job: generate text with the demo MoE model (models/brown-moe) and show "
+                                 "its routing; --layer: a random MoE layer under every router");
+  cmd->add_option("-m,--model", o.model, "model directory (default: models/brown-moe, found from here or the binary)");
+  cmd->add_option("-p,--prompt", o.prompt, "prompt text");
+  cmd->add_option("-n,--n-predict", o.n_predict, "tokens to generate")->check(CLI::Range(1, 4096));
+  cmd->add_option("--seed", o.seed, "random seed (sampling; --layer: weights and tokens)");
+  cmd->add_flag("--layer", o.layer, "instead: one batch through a random MoE layer under every router");
+  cmd->add_option("--tokens", o.tokens, "--layer: tokens in the batch")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  cmd->add_option("--hidden", o.hidden, "--layer: hidden size")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--experts", o.experts, "--layer: routed experts")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  cmd->add_option("--ffn", o.ffn, "--layer: expert width")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("-r,--router", o.routers, "--layer: router spec(s) to run instead of every router's example");
+  cmd->callback([] {
+    if (o.layer)
+      run_layer_demo(o);
+    else
+      run_model_demo(o);
+  });
 }
 
 }  // namespace sy::cli
