@@ -9,7 +9,8 @@
 // Runs: for every budget (default 25% and 50% of all routed experts' bytes; "2k" = twice the
 // active experts of every layer) and mode (one sequence; --parallel N sequences decoded together
 // with Model::forward_batch), one run per policy (lru, lfu, predictive: the offload cache with that
-// budget) and one plain-mmap run (no cache: experts are read through the page cache). Each run is
+// budget; --budget-split per-layer: each layer its share, offload/expert_cache.h) and one
+// plain-mmap run (no cache: experts are read through the page cache). Each run is
 // a child process (this program, `bench offload --worker SPEC`): it loads the model, prefills
 // P-token pseudo-random prompts (one per sequence), then decodes D greedy tokens per sequence, and
 // prints one JSON line. decode tok/s = sequences x D / decode time. Every run must produce the same
@@ -64,7 +65,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct BenchOffloadOptions {
-  std::string model_dir, work_dir, worker, dtype = "bf16";
+  std::string model_dir, work_dir, worker, dtype = "bf16", budget_split = "global";
   std::string python = SY_PYTHON, source_dir = SY_SOURCE_DIR;
   int layers = 3, prompt_tokens = 32, decode_tokens = 32, parallel = 4, io_threads = 2;
   int64_t vocab = 32768;
@@ -113,6 +114,7 @@ void run_worker(const std::string& spec_text) {
     lo.cache_policy = offload::parse_policy(spec.at("policy").get<std::string>());
     lo.io_threads = spec.at("io_threads").get<int>();
     lo.direct_io = spec.at("direct_io").get<bool>();
+    lo.expert_budget_per_layer = spec.value("per_layer", false);
   }
   lo.trace_path = spec.value("trace", "");
   auto t0 = Clock::now();
@@ -267,6 +269,7 @@ struct RunSpec {
 json run_child(const BenchOffloadOptions& o, const std::string& dir, const RunSpec& r, int index, std::string& cg_note) {
   json spec = {{"dir", dir},         {"mode", r.mode},           {"policy", r.policy}, {"budget_bytes", r.budget},
                {"io_threads", o.io_threads}, {"direct_io", o.direct_io}, {"sequences", r.sequences},
+               {"per_layer", o.budget_split == "per-layer"},
                {"P", o.prompt_tokens}, {"D", o.decode_tokens}, {"seed", o.seed}, {"trace", r.trace}};
   drop_page_cache(dir);
   std::unique_ptr<MemoryGroup> group;
@@ -334,7 +337,8 @@ void run_bench_offload(const BenchOffloadOptions& o) {
   const std::string trace = (fs::path(o.work_dir.empty() ? fs::temp_directory_path().string() : o.work_dir) /
                              str("sy_bench_offload_", ::getpid(), ".trace.jsonl")).string();
   json report = {{"checkpoint", dir}, {"expert_bytes", experts}, {"other_weight_bytes", dense},
-                 {"load_average", load}, {"runs", json::array()}};
+                 {"load_average", load}, {"budget_split", o.budget_split}, {"runs", json::array()}};
+  if (o.budget_split != "global") std::fprintf(stderr, "bench offload: cache budgets split per layer\n");
   std::string cg_note;
   std::vector<std::vector<int32_t>> ref_tokens[2];
   int index = 0;
@@ -445,6 +449,8 @@ void add_bench_offload(CLI::App* bench) {
   cmd->add_option("--slack-mib", o.slack_mib, "memory limit above weights + budget (KV cache, activations, process)")
       ->check(CLI::Range(16, 1 << 20));
   cmd->add_flag("--direct-io", o.direct_io, "the cache reads with O_DIRECT");
+  cmd->add_option("--budget-split", o.budget_split, "the cache runs' budget: global, or per-layer shares")
+      ->check(CLI::IsMember({"global", "per-layer"}));
   cmd->add_flag("--no-cgroup", o.no_cgroup, "do not limit memory with a cgroup");
   cmd->add_flag("--no-mmap", o.no_mmap, "skip the plain-mmap runs");
   cmd->add_flag("--quick", o.quick, "a tiny random checkpoint (smoke test)");

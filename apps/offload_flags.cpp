@@ -57,6 +57,10 @@ void add_offload_flags(CLI::App* cmd, OffloadFlags& f) {
   cmd->add_option("--pin-fraction", f.pin_fraction, "share of the budget for --pin-profile's experts, split per layer")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--direct-io", f.direct_io, "read experts with O_DIRECT, bypassing the page cache");
+  cmd->add_option("--budget-split", f.budget_split,
+                  "with --expert-budget: one budget for all layers (global), or each layer a share in proportion to "
+                  "its experts' bytes (per-layer)")
+      ->check(CLI::IsMember({"global", "per-layer"}));
 }
 
 void apply_offload_flags(const OffloadFlags& f, LoadOptions& lo) {
@@ -66,6 +70,9 @@ void apply_offload_flags(const OffloadFlags& f, LoadOptions& lo) {
   lo.pin_profile = f.pin_profile;
   lo.pin_fraction = f.pin_fraction;
   lo.direct_io = f.direct_io;
+  SY_CHECK(f.budget_split == "global" || f.budget_split == "per-layer", "[offload] --budget-split '", f.budget_split,
+           "': expected global or per-layer");
+  lo.expert_budget_per_layer = f.budget_split == "per-layer";
   if (!f.budget.empty()) {
     BudgetSpec b = parse_budget(f.budget);
     lo.expert_budget_bytes = size_t(b.bytes);

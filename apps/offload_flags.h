@@ -6,6 +6,8 @@
 //   --trace FILE                        routing trace (offload/trace.h), read by `switchyard trace analyze`
 //   --pin-profile TRACE [--pin-fraction F]  keep the experts TRACE used most resident (F of the budget)
 //   --direct-io                         read experts with O_DIRECT (falls back to buffered pread, said)
+//   --budget-split global|per-layer     one budget for all layers (default), or each layer a share
+//                                       in proportion to its experts' bytes
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,7 +19,7 @@
 namespace sy::cli {
 
 struct OffloadFlags {
-  std::string budget, policy = "predictive", trace, pin_profile;
+  std::string budget, policy = "predictive", trace, pin_profile, budget_split = "global";
   double pin_fraction = 0.5;
   int io_threads = 2;
   bool direct_io = false;

@@ -3,6 +3,8 @@
 // (bf16 and f32, 25% and 50% budgets, LRU/LFU/predictive), the live cache's hit counts equal the
 // trace replay of the same policy, and bad input (a file that changes, a budget below one token's
 // experts) gives clear errors. Concurrent prefetch + acquire runs under the ASan build too.
+// Per-layer split: the shares and minimum total by hand, a layer never evicts another layer's
+// experts, every layer stays within its share over random steps (and a global budget does not).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -257,6 +259,156 @@ TEST(ExpertCache, BadLocationsAreErrors) {
   EXPECT_NE(error_of([&] { cache->acquire(0, kE); }).find("expert 8 out of range"), std::string::npos);
   EXPECT_NE(error_of([&] { cache->acquire(1, 0); }).find("layer 1 out of range"), std::string::npos);
   std::filesystem::remove(path);
+}
+
+// Per-layer split (ExpertCacheOptions::per_layer). Layer 0: bf16 experts (b bytes each, k = 2);
+// layer 1: f32 experts (2b each). All experts: 8b + 16b = 24b.
+std::vector<CacheLayerSpec> two_layer_spec(const SafeTensors& bf16, const SafeTensors& f32, int k1) {
+  auto specs = spec_of(bf16, 2);
+  specs.push_back(spec_of(f32, k1)[0]);
+  return specs;
+}
+
+// Shares floor(budget * B_l / B); the minimum total is max_l ceil(need_l * B / B_l):
+// layer 0 needs 2b -> 2b * 24b / 8b = 6b; layer 1 (k = 1) needs 2b -> 2b * 24b / 16b = 3b.
+TEST(ExpertCache, PerLayerSplitSharesAndMinimumTotal) {
+  std::string p16 = write_experts("split16.safetensors", DType::BF16, 21);
+  std::string p32 = write_experts("split32.safetensors", DType::F32, 22);
+  SafeTensors s16(p16), s32(p32);
+  const size_t b = expert_bytes(DType::BF16);
+  ASSERT_EQ(expert_bytes(DType::F32), 2 * b);
+  ExpertCacheOptions opt;
+  opt.per_layer = true;
+  opt.budget_bytes = 9 * b;
+  auto cache = ExpertCache::create(two_layer_spec(s16, s32, 1), opt);
+  EXPECT_EQ(cache->layer_budget_bytes(0), 3 * b);
+  EXPECT_EQ(cache->layer_budget_bytes(1), 6 * b);
+  EXPECT_EQ(cache->max_held(0), 3);
+  EXPECT_EQ(cache->max_held(1), 3);
+  EXPECT_EQ(cache->min_budget_bytes(), 6 * b);
+  opt.budget_bytes = 9 * b + 2;  // floors: 3b + 0 and 6b + 1; one byte dropped
+  cache = ExpertCache::create(two_layer_spec(s16, s32, 1), opt);
+  EXPECT_EQ(cache->layer_budget_bytes(0), 3 * b);
+  EXPECT_EQ(cache->layer_budget_bytes(1), 6 * b + 1);
+  opt.budget_bytes = 6 * b - 1;  // layer 0's share: 2b - 1
+  std::string msg = error_of([&] { ExpertCache::create(two_layer_spec(s16, s32, 1), opt); });
+  EXPECT_NE(msg.find("split per layer gives layer 0"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(str("minimum budget ", 6 * b, " bytes")), std::string::npos) << msg;
+  ExpertCacheOptions global = opt;
+  global.per_layer = false;
+  EXPECT_NO_THROW(ExpertCache::create(two_layer_spec(s16, s32, 1), global)) << "a global 6b - 1 holds one layer's 2b";
+  opt.budget_bytes = 6 * b;
+  EXPECT_NO_THROW(ExpertCache::create(two_layer_spec(s16, s32, 1), opt));
+  std::filesystem::remove(p16);
+  std::filesystem::remove(p32);
+}
+
+// Two equal layers, k = 1, budget 4 experts (2 per layer), LRU. A hand-made pattern with a known
+// answer: with the split, layer 1's third expert evicts layer 1's oldest; with one global budget
+// it evicts the oldest of all, layer 0's.
+TEST(ExpertCache, PerLayerSplitNeverEvictsAnotherLayersExperts) {
+  std::string path = write_experts("split_lru.safetensors", DType::BF16, 23);
+  SafeTensors st(path);
+  auto specs = spec_of(st, 1);
+  specs.push_back(specs[0]);
+  for (bool per_layer : {true, false}) {
+    SCOPED_TRACE(per_layer ? "per-layer" : "global");
+    ExpertCacheOptions opt;
+    opt.budget_bytes = 4 * expert_bytes(DType::BF16);
+    opt.per_layer = per_layer;
+    auto cache = ExpertCache::create(specs, opt);
+    for (auto [l, e] : {std::pair{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, 2}}) cache->acquire(l, e);
+    EXPECT_EQ(cache->stats().evictions, 1);
+    EXPECT_EQ(cache->resident(0, 0), per_layer);
+    EXPECT_TRUE(cache->resident(0, 1));
+    EXPECT_EQ(cache->resident(1, 0), !per_layer);
+    EXPECT_TRUE(cache->resident(1, 1));
+    EXPECT_TRUE(cache->resident(1, 2));
+    if (per_layer) {
+      cache->acquire(0, 3);  // layer 0 is full: evicts its own oldest, 0, never layer 1's 1
+      EXPECT_FALSE(cache->resident(0, 0));
+      EXPECT_TRUE(cache->resident(0, 1) && cache->resident(0, 3) && cache->resident(1, 1) && cache->resident(1, 2));
+      EXPECT_EQ(cache->layer_resident_bytes(0), 2 * expert_bytes(DType::BF16));
+      EXPECT_EQ(cache->layer_resident_bytes(1), 2 * expert_bytes(DType::BF16));
+    }
+  }
+  // Pins count against their layer's share: layer 0 (2 experts, k = 1) can pin one.
+  ExpertCacheOptions opt;
+  opt.budget_bytes = 4 * expert_bytes(DType::BF16);
+  opt.per_layer = true;
+  auto cache = ExpertCache::create(specs, opt);
+  int32_t five[] = {5}, six[] = {6};
+  cache->pin(0, five);
+  EXPECT_EQ(cache->max_held(0), 1);
+  EXPECT_EQ(cache->max_held(1), 2);
+  std::string msg = error_of([&] { cache->pin(0, six); });
+  EXPECT_NE(msg.find("of its share of the budget"), std::string::npos) << msg;
+  EXPECT_NO_THROW(cache->pin(1, six));
+  for (int e : {0, 1, 2, 3}) cache->acquire(0, e);  // layer 0 cycles through its one free slot
+  EXPECT_TRUE(cache->resident(0, 5));
+  EXPECT_TRUE(cache->resident(1, 6));
+  EXPECT_EQ(cache->layer_resident_bytes(0), 2 * expert_bytes(DType::BF16));
+  std::filesystem::remove(path);
+}
+
+// Random decode-like steps (a prediction prefetched into one layer, then a step of two experts on
+// a layer: prefetch + acquire both) under each policy: with the split, every layer's resident
+// bytes stay within its share after every step, and nothing is loaded past it (io_threads = 1:
+// at most one load in flight, and a share of 3 experts always leaves room for a step's 2). The
+// same steps under one global budget do put more than its share into layer 0 (the check can fail).
+TEST(ExpertCache, PerLayerSharesHoldUnderRandomSteps) {
+  std::string p16 = write_experts("split_r16.safetensors", DType::BF16, 24);
+  std::string p32 = write_experts("split_r32.safetensors", DType::F32, 25);
+  SafeTensors s16(p16), s32(p32);
+  const SafeTensors* files[2] = {&s16, &s32};
+  const size_t b = expert_bytes(DType::BF16);
+  for (PolicyKind p : {PolicyKind::LRU, PolicyKind::LFU, PolicyKind::Predictive}) {
+    bool global_exceeded = false;
+    for (bool per_layer : {true, false}) {
+      SCOPED_TRACE(str(policy_name(p), per_layer ? " per-layer" : " global"));
+      ExpertCacheOptions opt;
+      opt.budget_bytes = 9 * b;  // shares 3b (3 bf16 experts) and 6b (3 f32 experts)
+      opt.policy = p;
+      opt.io_threads = 1;
+      opt.per_layer = per_layer;
+      auto cache = ExpertCache::create(two_layer_spec(s16, s32, 2), opt);
+      const size_t share[2] = {3 * b, 6 * b};
+      std::mt19937 rng(uint32_t(31 + int(p)));
+      for (int i = 0; i < 300; ++i) {
+        const int l = i < 60 ? 0 : int(rng() % 2);  // first only layer 0's steps
+        int32_t a = int32_t(rng() % kE), c = int32_t(rng() % kE);
+        int32_t pred[] = {a, c};
+        if (rng() % 2) cache->prefetch(1 - l, pred, true);
+        int32_t x = int32_t(rng() % kE), y = (x + 1 + int32_t(rng() % (kE - 1))) % int32_t(kE);
+        int32_t step[] = {x, y};
+        cache->prefetch(l, step, false);
+        {
+          ExpertHandle hx = cache->acquire(l, x), hy = cache->acquire(l, y);
+          const TensorInfo& up = files[l]->get(tname(y, "up"));
+          ASSERT_EQ(std::memcmp(hy.weights.up.data, up.data, up.nbytes), 0);
+        }
+        const size_t r0 = cache->layer_resident_bytes(0), r1 = cache->layer_resident_bytes(1);
+        EXPECT_EQ(r0 + r1, cache->stats().resident_bytes);
+        if (per_layer) {
+          ASSERT_LE(r0, share[0]) << "step " << i;
+          ASSERT_LE(r1, share[1]) << "step " << i;
+        } else {
+          global_exceeded |= r0 > share[0] || r1 > share[1];
+        }
+      }
+      CacheStats s = cache->stats();
+      EXPECT_LE(s.peak_resident_bytes, opt.budget_bytes);
+      if (per_layer) {
+        EXPECT_EQ(s.overflow_loads, 0);
+        EXPECT_GT(s.evictions, 0);
+        EXPECT_GT(s.hits, 0);
+        EXPECT_EQ(s.acquires, s.hits + s.late_prefetches + s.misses);
+      }
+    }
+    EXPECT_TRUE(global_exceeded) << policy_name(p) << ": the global budget never went past a share";
+  }
+  std::filesystem::remove(p16);
+  std::filesystem::remove(p32);
 }
 
 void set_mtime_later(const std::string& path) {

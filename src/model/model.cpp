@@ -206,7 +206,8 @@ void Model::setup_offload(const LoadOptions& opt, std::vector<offload::CacheLaye
   }
   SY_CHECK(opt.io_threads >= 1, "[model] expert cache I/O threads must be >= 1, got ", opt.io_threads);
   try {
-    cache_ = offload::ExpertCache::create(std::move(specs), {budget, opt.cache_policy, opt.io_threads, opt.direct_io});
+    cache_ = offload::ExpertCache::create(std::move(specs), {budget, opt.cache_policy, opt.io_threads, opt.direct_io,
+                                                                    opt.expert_budget_per_layer});
   } catch (const Error& e) {
     fail("[model] ", dir_, ": ", e.what(), " (all routed experts: ", routed_expert_bytes_, " bytes)");
   }

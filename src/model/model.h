@@ -14,7 +14,8 @@
 // Every matmul goes through default_backend().linear / grouped_ffn.
 //
 // Expert offloading (LoadOptions::expert_budget_*; src/offload/): the routed experts of every MoE
-// layer are served by one offload::ExpertCache with a global byte budget, read with pread from the
+// layer are served by one offload::ExpertCache with a global byte budget (or one split per layer in
+// proportion to the layers' expert bytes: LoadOptions::expert_budget_per_layer), read with pread from the
 // checkpoint files by the cache's own I/O threads (not the default thread pool). With the
 // predictive policy, an offload::PredictivePrefetcher runs layer l+1..l+lookahead's routers on layer
 // l's MoE input before layer l's experts run. The arithmetic is unchanged: the same weight bytes go
@@ -51,6 +52,7 @@ struct LoadOptions {
   int io_threads = 2;                  // the cache's background readers
   int prefetch_lookahead = 1;          // predictive policy: layers predicted ahead (1 or 2)
   bool direct_io = false;              // read experts with O_DIRECT (offload/expert_cache.h)
+  bool expert_budget_per_layer = false;  // split the budget per layer (ExpertCacheOptions::per_layer)
   // Non-empty: a trace (offload/trace.h) of this model; its most used experts are pinned in the
   // cache (offload/pin_profile.h), pin_fraction of the budget split evenly over the MoE layers.
   std::string pin_profile;

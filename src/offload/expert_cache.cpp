@@ -110,27 +110,76 @@ std::shared_ptr<ExpertCache> ExpertCache::create(std::vector<CacheLayerSpec> lay
       }
       lf.file_index.push_back(ids);
       largest = std::max(largest, x.nbytes());
+      lf.total += x.nbytes();
     }
     lf.largest = largest;
     if (!spec.experts.empty()) {
       SY_CHECK(spec.active_per_token >= 1 && size_t(spec.active_per_token) <= spec.experts.size(), "[offload] layer ",
                l, ": active_per_token ", spec.active_per_token, " must be in [1, ", spec.experts.size(), "]");
-      size_t need = size_t(spec.active_per_token) * largest;
-      if (need > min_budget) min_budget = need, min_layer = int(l);
+      lf.need = size_t(spec.active_per_token) * largest;
+      if (lf.need > min_budget) min_budget = lf.need, min_layer = int(l);
     }
     c->layers_.push_back(std::move(lf));
   }
-  c->min_budget_ = min_budget;
+  c->layer_resident_.assign(c->layers_.size(), 0);
+  c->layer_pinned_.assign(c->layers_.size(), 0);
+  if (opt.per_layer) c->split_budget(min_layer);  // sets min_budget_, checks every share
+  else c->min_budget_ = min_budget;
   c->direct_refused_.assign(c->files_.size(), "");
   for (size_t i = 0; i < c->files_.size(); ++i)
     if (opt.direct_io && c->files_[i].dfd < 0) c->direct_refused_[i] = "open with O_DIRECT failed";
-  SY_CHECK(opt.budget_bytes >= min_budget, "[offload] expert budget ", mib(opt.budget_bytes),
+  SY_CHECK(opt.per_layer || opt.budget_bytes >= min_budget, "[offload] expert budget ", mib(opt.budget_bytes),
            " is smaller than one token's active experts: layer ", min_layer, " uses ",
            min_layer >= 0 ? layers[size_t(min_layer)].active_per_token : 0, " experts of up to ",
            mib(min_layer >= 0 ? min_budget / size_t(layers[size_t(min_layer)].active_per_token) : 0),
            " at once; minimum budget ", mib(min_budget));
   c->start();
   return c;
+}
+
+// share_l = floor(budget * B_l / B); the smallest total whose share still holds need_l is
+// ceil(need_l * B / B_l). 128-bit products: budget * B_l may pass 2^64.
+void ExpertCache::split_budget(int& worst) {
+  __extension__ typedef unsigned __int128 u128;
+  u128 all = 0;
+  for (const LayerFiles& lf : layers_) all += lf.total;
+  layer_budget_.assign(layers_.size(), 0);
+  min_budget_ = 0;
+  worst = -1;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const LayerFiles& lf = layers_[l];
+    if (lf.total == 0) continue;
+    layer_budget_[l] = size_t(u128(opt_.budget_bytes) * lf.total / all);
+    const size_t min_total = size_t((u128(lf.need) * all + lf.total - 1) / lf.total);
+    if (min_total > min_budget_) min_budget_ = min_total, worst = int(l);
+  }
+  for (size_t l = 0; l < layers_.size(); ++l)
+    SY_CHECK(layer_budget_[l] >= layers_[l].need, "[offload] expert budget ", mib(opt_.budget_bytes),
+             " split per layer gives layer ", l, " ", mib(layer_budget_[l]), " (its share of all experts' bytes), "
+             "smaller than one token's active experts of that layer (", mib(layers_[l].need),
+             "); minimum budget ", mib(min_budget_), " (layer ", worst, " needs the most)");
+}
+
+size_t ExpertCache::layer_budget_bytes(int layer) const {
+  num_experts(layer);  // range check
+  return opt_.per_layer ? layer_budget_[size_t(layer)] : opt_.budget_bytes;
+}
+
+size_t ExpertCache::layer_resident_bytes(int layer) const {
+  num_experts(layer);  // range check
+  std::lock_guard<std::mutex> lk(mu_);
+  return layer_resident_[size_t(layer)];
+}
+
+void ExpertCache::add_resident(int layer, size_t bytes) {
+  stats_.resident_bytes += bytes;
+  layer_resident_[size_t(layer)] += bytes;
+  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+}
+
+void ExpertCache::sub_resident(int layer, size_t bytes) {
+  stats_.resident_bytes -= bytes;
+  layer_resident_[size_t(layer)] -= bytes;
 }
 
 void ExpertCache::start() {
@@ -174,7 +223,9 @@ int64_t ExpertCache::max_held(int layer) const {
   num_experts(layer);  // range check
   std::lock_guard<std::mutex> lk(mu_);
   const size_t largest = std::max<size_t>(1, layers_[size_t(layer)].largest);
-  const size_t free = opt_.budget_bytes - std::min(opt_.budget_bytes, stats_.pinned_bytes);
+  const size_t budget = opt_.per_layer ? layer_budget_[size_t(layer)] : opt_.budget_bytes;
+  const size_t pinned = opt_.per_layer ? layer_pinned_[size_t(layer)] : stats_.pinned_bytes;
+  const size_t free = budget - std::min(budget, pinned);
   return std::max<int64_t>(1, int64_t(free / largest));
 }
 
@@ -198,19 +249,25 @@ void ExpertCache::pin(int layer, std::span<const int32_t> experts) {
     keys.push_back(key);
     add += layers_[size_t(layer)].experts[size_t(x)].nbytes();
   }
-  SY_CHECK(stats_.pinned_bytes + add + min_budget_ <= opt_.budget_bytes, "[offload] pinning ", keys.size(),
-           " more experts of layer ", layer, " (", mib(add), ") beside ", mib(stats_.pinned_bytes),
+  if (opt_.per_layer) {
+    const size_t share = layer_budget_[size_t(layer)], pinned = layer_pinned_[size_t(layer)];
+    const size_t need = layers_[size_t(layer)].need;
+    SY_CHECK(pinned + add + need <= share, "[offload] pinning ", keys.size(), " more experts of layer ", layer, " (",
+             mib(add), ") beside ", mib(pinned), " already pinned there would leave less than one token's active "
+             "experts of that layer (", mib(need), ") of its share of the budget, ", mib(share), "; pin fewer experts");
+  }
+  SY_CHECK(stats_.pinned_bytes + add + min_budget_ <= opt_.budget_bytes || opt_.per_layer, "[offload] pinning ",
+           keys.size(), " more experts of layer ", layer, " (", mib(add), ") beside ", mib(stats_.pinned_bytes),
            " already pinned would leave less than one token's active experts (", mib(min_budget_),
            ") of the budget of ", mib(opt_.budget_bytes), "; pin fewer experts");
   for (ExpertKey key : keys) {
     auto it = entries_.find(key);
     if (it == entries_.end()) {
       const size_t bytes = layers_[size_t(layer)].experts[size_t(key_expert(key))].nbytes();
-      if (!make_room(bytes, true)) ++stats_.overflow_loads;
+      if (!make_room(layer, bytes, true)) ++stats_.overflow_loads;
       Entry& e = entries_[key];
       e.bytes = bytes;
-      stats_.resident_bytes += bytes;
-      stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+      add_resident(layer, bytes);
       demand_q_.push_back(key);
       it = entries_.find(key);
     }
@@ -218,6 +275,7 @@ void ExpertCache::pin(int layer, std::span<const int32_t> experts) {
     it->second.prefetched = false;
     ++it->second.pins;
     stats_.pinned_bytes += it->second.bytes;
+    layer_pinned_[size_t(layer)] += it->second.bytes;
     ++stats_.pinned_experts;
   }
   work_cv_.notify_all();
@@ -234,8 +292,9 @@ void ExpertCache::pin(int layer, std::span<const int32_t> experts) {
     Entry& e = entries_.at(k);
     if (e.state != State::Failed) continue;
     if (!err) err = e.error;
-    stats_.resident_bytes -= e.bytes;
+    sub_resident(layer, e.bytes);
     stats_.pinned_bytes -= e.bytes;
+    layer_pinned_[size_t(layer)] -= e.bytes;
     --stats_.pinned_experts;
     entries_.erase(k);
   }
@@ -266,20 +325,26 @@ CacheStats ExpertCache::stats() const {
 void ExpertCache::evict(ExpertKey key) {
   auto it = entries_.find(key);
   if (it->second.prefetched) ++stats_.prefetch_unused;
-  stats_.resident_bytes -= it->second.bytes;
+  sub_resident(key_layer(key), it->second.bytes);
   policy_->erase(key);
   entries_.erase(it);
   ++stats_.evictions;
 }
 
-bool ExpertCache::make_room(size_t bytes, bool demand) {
+bool ExpertCache::over_budget(int layer, size_t bytes) const {
+  if (stats_.resident_bytes + bytes > opt_.budget_bytes) return true;
+  return opt_.per_layer && layer_resident_[size_t(layer)] + bytes > layer_budget_[size_t(layer)];
+}
+
+bool ExpertCache::make_room(int layer, size_t bytes, bool demand) {
   std::vector<ExpertKey> cand;
-  while (stats_.resident_bytes + bytes > opt_.budget_bytes) {
+  const int only = opt_.per_layer ? layer : -1;  // per-layer split: evict and cancel in this layer only
+  while (over_budget(layer, bytes)) {
     cand.clear();
     for (const auto& [k, e] : entries_)
-      if (e.state == State::Ready && e.pins == 0) cand.push_back(k);
+      if (e.state == State::Ready && e.pins == 0 && (only < 0 || key_layer(k) == only)) cand.push_back(k);
     if (cand.empty()) {
-      if (demand && cancel_queued_prefetch()) continue;
+      if (demand && cancel_queued_prefetch(only)) continue;
       return false;
     }
     std::sort(cand.begin(), cand.end());
@@ -289,13 +354,14 @@ bool ExpertCache::make_room(size_t bytes, bool demand) {
 }
 
 // The prediction queued last (the furthest from being read) that no step asked for yet.
-bool ExpertCache::cancel_queued_prefetch() {
+bool ExpertCache::cancel_queued_prefetch(int layer) {
   for (auto q = prefetch_q_.rbegin(); q != prefetch_q_.rend(); ++q) {
+    if (layer >= 0 && key_layer(*q) != layer) continue;
     auto it = entries_.find(*q);
     if (it == entries_.end()) continue;
     const Entry& e = it->second;
     if (e.state != State::Queued || e.pins != 0 || e.step_load || e.permanent) continue;
-    stats_.resident_bytes -= e.bytes;
+    sub_resident(key_layer(it->first), e.bytes);
     ++stats_.prefetch_cancelled;
     policy_->erase(it->first);
     entries_.erase(it);
@@ -310,7 +376,8 @@ void ExpertCache::unpin(ExpertKey key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   --it->second.pins;
-  if (stats_.resident_bytes > opt_.budget_bytes) make_room(0, false);  // back under budget after an overflow
+  const int layer = key_layer(key);
+  if (over_budget(layer, 0)) make_room(layer, 0, false);  // back under budget (or the layer's share) after an overflow
 }
 
 ExpertHandle ExpertCache::acquire(int layer, int64_t expert) {
@@ -324,12 +391,11 @@ ExpertHandle ExpertCache::acquire(int layer, int64_t expert) {
   if (it == entries_.end()) {
     ++stats_.misses;
     size_t bytes = layers_[size_t(layer)].experts[size_t(expert)].nbytes();
-    if (!make_room(bytes, true)) ++stats_.overflow_loads;
+    if (!make_room(layer, bytes, true)) ++stats_.overflow_loads;
     Entry& e = entries_[key];
     e.bytes = bytes;
     e.pins = 1;
-    stats_.resident_bytes += bytes;
-    stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+    add_resident(layer, bytes);
     demand_q_.push_back(key);
     work_cv_.notify_one();
   } else {
@@ -361,7 +427,7 @@ ExpertHandle ExpertCache::acquire(int layer, int64_t expert) {
   if (e->state == State::Failed) {
     std::exception_ptr err = e->error;
     if (--e->pins == 0) {
-      stats_.resident_bytes -= e->bytes;
+      sub_resident(layer, e->bytes);
       entries_.erase(key);
     }
     std::rethrow_exception(err);
@@ -397,7 +463,7 @@ void ExpertCache::prefetch(int layer, std::span<const int32_t> experts, bool ahe
     }
     ++stats_.prefetch_requests;
     size_t bytes = layers_[size_t(layer)].experts[size_t(x)].nbytes();
-    if (!make_room(bytes, !ahead)) {
+    if (!make_room(layer, bytes, !ahead)) {
       ++stats_.prefetch_dropped;
       continue;
     }
@@ -405,8 +471,7 @@ void ExpertCache::prefetch(int layer, std::span<const int32_t> experts, bool ahe
     e.bytes = bytes;
     e.prefetched = true;
     e.step_load = !ahead;
-    stats_.resident_bytes += bytes;
-    stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+    add_resident(layer, bytes);
     prefetch_q_.push_back(key);
     queued = true;
   }
@@ -544,7 +609,7 @@ void ExpertCache::worker() {
       e.state = State::Failed;
       e.error = err;
       if (e.pins == 0) {  // nobody waits: forget it, a later acquire retries and reports
-        stats_.resident_bytes -= e.bytes;
+        sub_resident(layer, e.bytes);
         entries_.erase(key);
       }
     } else {

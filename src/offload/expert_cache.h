@@ -9,22 +9,35 @@
 //                or two layers ahead.
 // Call prefetch() with all experts of a step before acquiring them (MoELayer does): it pins the
 // resident ones while making room, so a step never evicts its own experts.
-// One ExpertCache may serve all layers (a global budget) or one layer (make one cache per layer
-// for a per-layer split).
+// One ExpertCache serves all layers, with one global budget (default) or a per-layer split.
 //
-// Budget: bytes of resident expert tensors (gate + up + down as stored). A budget smaller than
-// one token's active experts of the largest layer (active_per_token x largest expert) is refused
-// at construction with the minimum in the message. max_held(layer) tells MoELayer how many of a
-// layer's experts fit at once (ExpertStore::max_held()); a batch that uses more (a long prompt) is
-// computed in chunks, so the budget holds. Should the pinned experts still exceed the budget (a
-// caller that acquires more than max_held() at once, or loads of predictions in flight that cannot
-// be cancelled), the cache loads past the budget rather than deadlock (stats.overflow_loads,
-// peak_resident_bytes) and shrinks back when the pins are released. A demand (acquire, or the
-// step's own prefetch) cancels queued, not yet started predictive prefetches before overflowing.
+// Per-layer split (ExpertCacheOptions::per_layer): layer l gets the share
+//   layer_budget[l] = floor(budget * B_l / B),  B_l = bytes of layer l's routed experts, B = sum of B_l
+// (integer bytes; the remainder of the floors, less than one byte per layer, is dropped, so the
+// shares sum to at most the budget). Making room for an expert of layer l evicts only unpinned
+// Ready experts of layer l, until layer l's resident bytes plus the new expert fit its share (and
+// the global total fits the budget: it does whenever every layer is within its share; should
+// another layer have overflowed, this layer still evicts only its own experts, else it overflows
+// too); a demand cancels only layer l's queued predictions. max_held, the minimum-budget check
+// (each share must hold its layer's active_per_token largest experts; the error gives the minimum
+// TOTAL budget, max over l of ceil(need_l * B / B_l)), pins and the shrink after an overflow all
+// work per layer. Overflow behaviour and stats are as with a global budget.
+//
+// Budget: bytes of resident expert tensors (gate + up + down as stored). A budget smaller than one
+// token's active experts of the largest layer (active_per_token x largest expert) is refused at
+// construction with the minimum in the message (per-layer split: see above). max_held(layer) tells
+// MoELayer how many of a layer's experts fit at once (ExpertStore::max_held()); a batch that uses
+// more (a long prompt) is computed in chunks, so the budget holds. Should the pinned experts still
+// exceed the budget (a caller that acquires more than max_held() at once, or loads of predictions
+// in flight that cannot be cancelled), the cache loads past the budget rather than deadlock
+// (stats.overflow_loads, peak_resident_bytes) and shrinks back when the pins are released. A demand
+// (acquire, or the step's own prefetch) cancels queued, not yet started predictive prefetches
+// before overflowing.
 //
 // Hot experts (pin()): loaded at once and kept resident for the cache's lifetime (never evicted),
 // e.g. the experts a recorded profile used most (offload/pin_profile.h). They count against the
-// budget, and what remains must still hold one token's active experts.
+// budget (with a per-layer split: their layer's share), and what remains must still hold one
+// token's active experts.
 //
 // Direct I/O (ExpertCacheOptions::direct_io): reads bypass the page cache with O_DIRECT; offsets,
 // lengths and buffers are aligned to 4096 bytes (each tensor is read from the 4 KiB block holding
@@ -88,6 +101,7 @@ struct ExpertCacheOptions {
   PolicyKind policy = PolicyKind::LRU;
   int io_threads = 2;  // background readers
   bool direct_io = false;  // O_DIRECT reads (see above)
+  bool per_layer = false;  // split the budget over the layers in proportion to their experts' bytes
 };
 
 struct CacheStats {
@@ -139,7 +153,13 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
 
   CacheStats stats() const;
   size_t budget_bytes() const { return opt_.budget_bytes; }
+  // The smallest budget create() accepts (per-layer split: the smallest TOTAL budget).
   size_t min_budget_bytes() const { return min_budget_; }
+  // The layer's share of the budget (without per_layer: the whole budget) and its resident bytes
+  // (loaded, loading and queued experts of that layer).
+  size_t layer_budget_bytes(int layer) const;
+  size_t layer_resident_bytes(int layer) const;
+  bool per_layer() const { return opt_.per_layer; }
   int num_layers() const { return int(layers_.size()); }
   int64_t num_experts(int layer) const;
   PolicyKind policy() const { return opt_.policy; }
@@ -168,17 +188,25 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
     std::vector<ExpertLocation> experts;
     std::vector<std::array<int, 3>> file_index;  // per expert: gate, up, down file ids (-1: none)
     size_t largest = 0;                          // bytes of the largest expert
+    size_t total = 0;                            // bytes of all its experts
+    size_t need = 0;                             // active_per_token x largest
   };
 
   ExpertCache(ExpertCacheOptions opt) : opt_(opt) {}
   void start();
+  void split_budget(int& worst);  // per_layer: layer_budget_, min_budget_ (the layer needing the most: worst)
   void worker();
   void load(ExpertKey key, Entry& e, const ExpertLocation& loc, const std::array<int, 3>& files);
   void open_direct(File& f);
   void check_file(const File& f, const char* when, ExpertKey key) const;
-  // false: nothing evictable. demand: may cancel queued predictive prefetches.
-  bool make_room(size_t bytes, bool demand);
-  bool cancel_queued_prefetch();
+  // Room for `bytes` more of `layer`. false: nothing evictable. demand: may cancel queued
+  // predictive prefetches (per-layer split: of that layer only).
+  bool make_room(int layer, size_t bytes, bool demand);
+  bool over_budget(int layer, size_t bytes) const;
+  bool cancel_queued_prefetch(int layer);  // layer -1: any layer
+  // Resident-byte accounting (stats_.resident_bytes, peak and the layer's count).
+  void add_resident(int layer, size_t bytes);
+  void sub_resident(int layer, size_t bytes);
   void read_tensor(int file_id, const TensorLocation& t, uint8_t* region, ExpertKey key, WeightRef& out);
   void evict(ExpertKey key);
   void unpin(ExpertKey key);
@@ -186,6 +214,9 @@ class ExpertCache : public std::enable_shared_from_this<ExpertCache> {
 
   ExpertCacheOptions opt_;
   size_t min_budget_ = 0;
+  std::vector<size_t> layer_budget_;    // [L] per-layer shares (per_layer), else empty
+  std::vector<size_t> layer_resident_;  // [L]
+  std::vector<size_t> layer_pinned_;    // [L] bytes held by pin()
   std::vector<LayerFiles> layers_;
   std::vector<File> files_;
   std::unique_ptr<EvictionPolicy> policy_;

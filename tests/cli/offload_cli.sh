@@ -31,14 +31,23 @@ grep -q "expert cache" "$tmp/plain.err" && fail "generate without --expert-budge
 # sizes in bytes work too: 1 GiB is more than every expert here (nothing evicted, same text)
 gen --expert-budget 1GiB >"$tmp/off.txt" 2>"$tmp/off.err" || fail "--expert-budget 1GiB exited $?: $(cat "$tmp/off.err")"
 cmp -s "$tmp/plain.txt" "$tmp/off.txt" || fail "generate 1GiB: text differs"
+# --budget-split per-layer: each layer its share of the budget, the same text
+for pol in lru predictive; do
+  gen --expert-budget 25% --cache-policy "$pol" --budget-split per-layer >"$tmp/off.txt" 2>"$tmp/off.err" ||
+    fail "generate --budget-split per-layer ($pol) exited $?: $(cat "$tmp/off.err")"
+  cmp -s "$tmp/plain.txt" "$tmp/off.txt" || fail "generate --budget-split per-layer ($pol): text differs"
+  grep -qF "hit rate" "$tmp/off.err" || fail "generate --budget-split per-layer: no cache report: $(cat "$tmp/off.err")"
+done
 
 # perplexity: bitwise identical per-token log-probabilities (JSON numbers printed in full).
 for d in olmoe_f32 qwen2_moe_linear_rope_bf16 mixtral_window_f16 mixtral_sharded_f32; do
   [[ -d "$M/$d" ]] || { fail "missing reference checkpoint $d"; continue; }
   "$BIN" perplexity -m "$M/$d" --ids "$M/$d/prompt_ids.txt" --json --per-token >"$tmp/a.json" ||
     fail "perplexity $d exited $?"
-  "$BIN" perplexity -m "$M/$d" --ids "$M/$d/prompt_ids.txt" --json --per-token --expert-budget 25% --cache-policy lru \
-    >"$tmp/b.json" 2>"$tmp/b.err" || fail "perplexity $d --expert-budget exited $?: $(cat "$tmp/b.err")"
+  b=25% split=global
+  [[ $d == mixtral_sharded_f32 ]] && b=50% split=per-layer  # 4 experts, top-2: per layer at least 50%
+  "$BIN" perplexity -m "$M/$d" --ids "$M/$d/prompt_ids.txt" --json --per-token --expert-budget $b --cache-policy lru \
+    --budget-split $split >"$tmp/b.json" 2>"$tmp/b.err" || fail "perplexity $d --expert-budget exited $?: $(cat "$tmp/b.err")"
   $PY - "$tmp/a.json" "$tmp/b.json" <<'PY' || fail "perplexity $d: offloaded log-probs differ"
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
@@ -61,6 +70,9 @@ expect_error "minimum budget" gen --expert-budget 1KiB
 expect_error "--expert-budget 'lots'" gen --expert-budget lots
 expect_error "percentage must be in (0, 100]" gen --expert-budget 150%
 expect_error "--cache-policy" gen --expert-budget 50% --cache-policy mru
+expect_error "--budget-split" gen --expert-budget 50% --budget-split halves
+# per layer, each MoE layer's share must hold its 2 active experts: 10% of 8 experts does not
+expect_error "split per layer gives layer" gen --expert-budget 10% --budget-split per-layer
 
 # --trace: generate writes a trace that `trace analyze` replays.
 gen --expert-budget 50% --trace "$tmp/run.trace" >"$tmp/off.txt" 2>"$tmp/off.err" || fail "generate --trace exited $?"
