@@ -4,6 +4,15 @@
 #include <cstdint>
 #include <string>
 
+// The Python with torch and the repository, for the PyTorch baselines (set by CMake for the
+// switchyard target; these defaults only serve other builds).
+#ifndef SY_PYTHON
+#define SY_PYTHON "/usr/bin/python3"
+#endif
+#ifndef SY_SOURCE_DIR
+#define SY_SOURCE_DIR "."
+#endif
+
 namespace sy::cli {
 
 // "1m 5m 15m" from /proc/loadavg (benchmarks report it: this machine is shared).

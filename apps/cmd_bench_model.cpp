@@ -45,13 +45,6 @@
 #include "peak.h"
 #include "subprocess.h"
 
-#ifndef SY_PYTHON
-#define SY_PYTHON "/usr/bin/python3"
-#endif
-#ifndef SY_SOURCE_DIR
-#define SY_SOURCE_DIR "."
-#endif
-
 namespace sy::cli {
 namespace {
 

@@ -50,13 +50,6 @@
 #include "offload_flags.h"
 #include "subprocess.h"
 
-#ifndef SY_PYTHON
-#define SY_PYTHON "/usr/bin/python3"
-#endif
-#ifndef SY_SOURCE_DIR
-#define SY_SOURCE_DIR "."
-#endif
-
 namespace sy::cli {
 namespace {
 

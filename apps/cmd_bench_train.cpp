@@ -51,13 +51,6 @@
 #include "train/moe_lm.h"
 #include "train/optim.h"
 
-#ifndef SY_PYTHON
-#define SY_PYTHON "/usr/bin/python3"
-#endif
-#ifndef SY_SOURCE_DIR
-#define SY_SOURCE_DIR "."
-#endif
-
 namespace sy::cli {
 namespace {
 
