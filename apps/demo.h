@@ -11,7 +11,7 @@ namespace sy::cli {
 
 struct DemoOptions {
   // model demo
-  std::string model, prompt = "The old man said";
+  std::string model, prompt = "It was";
   int n_predict = 32;
   // layer demo
   bool layer = false;
