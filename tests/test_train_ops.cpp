@@ -193,6 +193,75 @@ TEST(TrainOps, SwiGLUFfn) {
   expect_rel(dWd, st->to_f32("grad.Wd"), "grad.Wd");
 }
 
+// The same reference with Wg and Wu (and dWg, dWu) adjacent in one buffer, as MoELM lays out its
+// experts: the gate and up projections then run as one stacked product.
+TEST(TrainOps, SwiGLUFfnStackedGateUp) {
+  auto st = load("swiglu_ffn");
+  ASSERT_TRUE(st);
+  auto x = st->to_f32("x"), Wg = st->to_f32("Wg"), Wu = st->to_f32("Wu"), Wd = st->to_f32("Wd");
+  auto dout = st->to_f32("dout");
+  const int64_t M = dim(*st, "x", 0), H = dim(*st, "x", 1), F = dim(*st, "Wg", 0);
+  std::vector<float> Wgu(Wg);
+  Wgu.insert(Wgu.end(), Wu.begin(), Wu.end());
+  std::vector<float> y(size_t(M * H)), g(size_t(M * F)), u(g.size()), h(g.size());
+  std::vector<float> dx(x.size(), 0.0f), dWgu(Wgu.size(), 0.0f), dWd(Wd.size(), 0.0f);
+  const float* wu = Wgu.data() + F * H;
+  swiglu_ffn_forward(y.data(), {g.data(), u.data(), h.data()}, x.data(), Wgu.data(), wu, Wd.data(), M, H, F);
+  expect_rel(y, st->to_f32("out"), "out");
+  swiglu_ffn_backward(dx.data(), dWgu.data(), dWgu.data() + F * H, dWd.data(), dout.data(), x.data(),
+                      {g.data(), u.data(), h.data()}, Wgu.data(), wu, Wd.data(), M, H, F);
+  expect_rel(dx, st->to_f32("grad.x"), "grad.x");
+  expect_rel(std::vector<float>(dWgu.begin(), dWgu.begin() + F * H), st->to_f32("grad.Wg"), "grad.Wg");
+  expect_rel(std::vector<float>(dWgu.begin() + F * H, dWgu.end()), st->to_f32("grad.Wu"), "grad.Wu");
+  expect_rel(dWd, st->to_f32("grad.Wd"), "grad.Wd");
+}
+
+// Stacked projections equal the separate ones (naive double oracle), with uneven widths.
+TEST(TrainOps, LinearStackedMatchesSeparate) {
+  const int64_t M = 37, K = 19, N1 = 24, N2 = 8, N3 = 5, NT = N1 + N2 + N3;
+  uint64_t rs = 7;
+  auto rnd = [&] {
+    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+    return float(int64_t(rs >> 40) % 2001 - 1000) / 1000.0f;
+  };
+  std::vector<float> x(size_t(M * K)), W(size_t(NT * K)), d(size_t(M * NT));
+  for (auto* v : {&x, &W, &d})
+    for (float& e : *v) e = rnd();
+  std::vector<float> o1(size_t(M * N1)), o2(size_t(M * N2)), o3(size_t(M * N3));
+  float* outs[3] = {o1.data(), o2.data(), o3.data()};
+  const int64_t widths[3] = {N1, N2, N3};
+  linear_forward_stacked(outs, widths, x.data(), W.data(), M, K);
+  std::vector<float> d1, d2, d3;  // the column blocks of d
+  for (int64_t m = 0; m < M; ++m) {
+    d1.insert(d1.end(), d.begin() + m * NT, d.begin() + m * NT + N1);
+    d2.insert(d2.end(), d.begin() + m * NT + N1, d.begin() + m * NT + N1 + N2);
+    d3.insert(d3.end(), d.begin() + m * NT + N1 + N2, d.begin() + (m + 1) * NT);
+  }
+  std::vector<float> dx(x.size(), 0.25f), dW(W.size(), 0.5f);
+  const float* douts[3] = {d1.data(), d2.data(), d3.data()};
+  linear_backward_stacked(dx.data(), dW.data(), douts, widths, x.data(), W.data(), M, K);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < NT; ++n) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += double(x[size_t(m * K + k)]) * W[size_t(n * K + k)];
+      const float got = n < N1 ? o1[size_t(m * N1 + n)]
+                                : n < N1 + N2 ? o2[size_t(m * N2 + n - N1)] : o3[size_t(m * N3 + n - N1 - N2)];
+      ASSERT_NEAR(got, s, 1e-5) << m << " " << n;
+    }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0.25;
+      for (int64_t n = 0; n < NT; ++n) s += double(d[size_t(m * NT + n)]) * W[size_t(n * K + k)];
+      ASSERT_NEAR(dx[size_t(m * K + k)], s, 1e-5) << "dx " << m << " " << k;
+    }
+  for (int64_t n = 0; n < NT; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0.5;
+      for (int64_t m = 0; m < M; ++m) s += double(d[size_t(m * NT + n)]) * x[size_t(m * K + k)];
+      ASSERT_NEAR(dW[size_t(n * K + k)], s, 1e-5) << "dW " << n << " " << k;
+    }
+}
+
 TEST(TrainOps, CrossEntropyWithIgnoredTarget) {
   auto st = load("cross_entropy");
   ASSERT_TRUE(st);

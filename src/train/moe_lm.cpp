@@ -119,6 +119,8 @@ MoELM::MoELM(MoELMConfig cfg) : cfg_(std::move(cfg)), acts_(std::make_unique<Act
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = str("model.layers.", l, ".");
     add(p + "input_layernorm.weight", {H});
+    // q/k/v_proj stay adjacent (and each expert's gate/up_proj): forward_backward runs them as one
+    // stacked product (linear_forward_stacked).
     add(p + "self_attn.q_proj.weight", {c.n_heads * D, H});
     add(p + "self_attn.k_proj.weight", {c.n_kv_heads * D, H});
     add(p + "self_attn.v_proj.weight", {c.n_kv_heads * D, H});
@@ -218,9 +220,11 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     A.q_raw.resize(size_t(N * Hq * D));
     A.k_raw.resize(size_t(N * Hkv * D));
     A.v.resize(size_t(N * Hkv * D));
-    linear_forward(A.q_raw.data(), A.ln1.data(), W(p + "self_attn.q_proj.weight"), nullptr, N, H, Hq * D);
-    linear_forward(A.k_raw.data(), A.ln1.data(), W(p + "self_attn.k_proj.weight"), nullptr, N, H, Hkv * D);
-    linear_forward(A.v.data(), A.ln1.data(), W(p + "self_attn.v_proj.weight"), nullptr, N, H, Hkv * D);
+    {  // q, k, v projections: adjacent in the parameter buffer, one product
+      float* outs[3] = {A.q_raw.data(), A.k_raw.data(), A.v.data()};
+      const int64_t widths[3] = {Hq * D, Hkv * D, Hkv * D};
+      linear_forward_stacked(outs, widths, A.ln1.data(), W(p + "self_attn.q_proj.weight"), N, H);
+    }
     A.qn.resize(A.q_raw.size());
     A.kn.resize(A.k_raw.size());
     A.rstd_q.resize(size_t(N * Hq));
@@ -419,12 +423,12 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
     rmsnorm_backward(dk.data(), G(p + "self_attn.k_norm.weight"), dkn.data(), A.k_raw.data(),
                      W(p + "self_attn.k_norm.weight"), A.rstd_k.data(), N * Hkv, D);
     Vec& dln1 = zeroed(a.dln1, size_t(N * H));
-    linear_backward(dln1.data(), G(p + "self_attn.q_proj.weight"), nullptr, dq.data(), A.ln1.data(),
-                    W(p + "self_attn.q_proj.weight"), N, H, Hq * D);
-    linear_backward(dln1.data(), G(p + "self_attn.k_proj.weight"), nullptr, dk.data(), A.ln1.data(),
-                    W(p + "self_attn.k_proj.weight"), N, H, Hkv * D);
-    linear_backward(dln1.data(), G(p + "self_attn.v_proj.weight"), nullptr, dv.data(), A.ln1.data(),
-                    W(p + "self_attn.v_proj.weight"), N, H, Hkv * D);
+    {
+      const float* douts[3] = {dq.data(), dk.data(), dv.data()};
+      const int64_t widths[3] = {Hq * D, Hkv * D, Hkv * D};
+      linear_backward_stacked(dln1.data(), G(p + "self_attn.q_proj.weight"), douts, widths, A.ln1.data(),
+                              W(p + "self_attn.q_proj.weight"), N, H);
+    }
     rmsnorm_backward(dx.data(), G(p + "input_layernorm.weight"), dln1.data(), A.x_in.data(),
                      W(p + "input_layernorm.weight"), A.rstd1.data(), N, H);
   }

@@ -8,6 +8,7 @@
 // autograd programs (tests/reference/gen_grads.py).
 #pragma once
 #include <cstdint>
+#include <span>
 
 namespace sy::train {
 
@@ -55,6 +56,15 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // Backward: dg += du_h * u * sig(g) (1 + g (1 - sig(g)));  du += dh * silu(g).
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n);
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n);
+
+// Stacked projections: W holds the weights W_i [N_i, K] one after another ([sum N_i, K], as adjacent
+// views of one parameter buffer, e.g. q/k/v_proj or an expert's gate/up_proj). Forward:
+// outs[i][M, N_i] = inp W_i^T, computed as one product. Backward: dinp += sum_i douts[i] W_i and
+// dW_i += douts[i]^T inp (dW must be laid out like W), as one product each.
+void linear_forward_stacked(std::span<float* const> outs, std::span<const int64_t> widths, const float* inp,
+                            const float* W, int64_t M, int64_t K);
+void linear_backward_stacked(float* dinp, float* dW, std::span<const float* const> douts,
+                             std::span<const int64_t> widths, const float* inp, const float* W, int64_t M, int64_t K);
 
 // SwiGLU expert FFN on M rows: y[M, H] = down( silu(x Wg^T) * (x Wu^T) ), Wg/Wu [F, H], Wd [H, F].
 // Saves g, u, h [M, F]. Backward accumulates dx (optional), dWg, dWu, dWd; scratch is reused.

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/train_kernels.h"
 
 namespace sy::train {
 
@@ -18,13 +19,9 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, int64_t
   const float decay = 1.0f - lr * wd;
   const int64_t block = 4096;
   default_pool().parallel_for((n + block - 1) / block, [&](int64_t task, int) {
-    const int64_t end = std::min(n, (task + 1) * block);
-    for (int64_t i = task * block; i < end; ++i) {
-      p[i] *= decay;
-      m[i] = hp.beta1 * m[i] + (1.0f - hp.beta1) * g[i];
-      v[i] = hp.beta2 * v[i] + (1.0f - hp.beta2) * g[i] * g[i];
-      p[i] -= step * m[i] / (std::sqrt(v[i]) / bc2_sqrt + hp.eps);
-    }
+    const int64_t begin = task * block, count = std::min(n, begin + block) - begin;
+    fast::adamw_update(p + begin, g + begin, m + begin, v + begin, count, decay, hp.beta1, hp.beta2, step, bc2_sqrt,
+                       hp.eps);
   });
 }
 
