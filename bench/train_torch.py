@@ -17,7 +17,12 @@ tensor names as MoELM::tensors()), eager f32 on the CPU, torch 1.13 (Debian's py
     slots of expert i / N, P_i = mean router probability; Fedus et al. 2021)
   * step: zero_grad(set_to_none), backward, clip_grad_norm_(max_norm), AdamW (foreach=True; the
     fused kernel is CUDA-only), weight decay on matrices only (tensors with dim > 1)
-torch.set_num_threads(--threads).
+Threads: torch.set_num_threads(--threads) (intra-op OpenMP threads); --blas-threads N also calls
+OpenBLAS's openblas_set_num_threads(N) (otherwise OpenBLAS keeps its own default, one thread per
+core, for the matmuls torch hands it). The C++ side tries several splits and keeps the fastest.
+--amp: forward under torch.autocast("cpu", dtype=torch.bfloat16) (bf16 matmuls through oneDNN,
+f32 master weights and optimizer), the usual mixed-precision recipe; the expert outputs are cast
+back to the residual's dtype before index_add_.
 
 Input: --init FILE, a safetensors file written by the C++ side holding every parameter (our
 initial weights, by name), "bench.tokens" I32 [steps, B, T + 1] (inputs are [:, :T], targets
@@ -32,6 +37,7 @@ warm up allocators and threads); the remaining steps are timed one by one with t
 (zero_grad + forward + backward + clip + optimizer step).
 """
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -120,7 +126,7 @@ class SparseMoeBlock(nn.Module):
         rows = order // self.k  # the token of each sorted slot
         xs = h.index_select(0, rows)
         ys = torch.cat([self.experts[e](part) for e, part in enumerate(xs.split(counts.tolist()))])
-        y = torch.zeros_like(h).index_add_(0, rows, ys * w.reshape(-1)[order].unsqueeze(1))
+        y = torch.zeros_like(h).index_add_(0, rows, (ys * w.reshape(-1)[order].unsqueeze(1)).to(h.dtype))
         balance = self.E * (counts.to(p.dtype) / N * p.mean(0)).sum()
         return y, balance
 
@@ -202,7 +208,7 @@ def config_from(meta):
     return c
 
 
-def run(init_path):
+def run(init_path, amp):
     W, meta = moe_torch.load_safetensors(init_path)
     c = config_from(meta)
     model = MoeForCausalLM(c)
@@ -219,7 +225,11 @@ def run(init_path):
     for s in range(tokens.shape[0]):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(tokens[s, :, :-1], tokens[s, :, 1:])
+        if amp:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(tokens[s, :, :-1], tokens[s, :, 1:])
+        else:
+            loss = model(tokens[s, :, :-1], tokens[s, :, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, c["max_norm"])
         opt.step()
@@ -235,13 +245,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--init", required=True, help="safetensors file: initial weights, tokens, config (metadata)")
     ap.add_argument("--threads", type=int, required=True, help="torch.set_num_threads")
+    ap.add_argument("--blas-threads", type=int, default=0, help="openblas_set_num_threads (0: OpenBLAS's default)")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast (mixed precision)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.blas_threads > 0:
+        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(a.blas_threads)
     info = moe_torch.hello(a.threads)
     info["hello"] = "train_torch"
+    info["amp"] = a.amp
     print(json.dumps(info), flush=True)
     try:
-        out = run(a.init)
+        out = run(a.init, a.amp)
     except (ValueError, KeyError, RuntimeError, OSError) as e:
         out = {"error": "%s: %s" % (type(e).__name__, e)}
     print(json.dumps(out), flush=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of `switchyard bench train --preset tiny --json` (with the PyTorch baseline): the JSON
 # fields, the tokens/s and GFLOP/s arithmetic, the in-run loss check passed (our first 3 losses
-# within 1e-4 of PyTorch's from the same weights and batches), a disagreeing or broken baseline
+# within 1e-4 of PyTorch's from the same weights and batches) for every thread split PyTorch is run
+# with, the fastest split as the baseline, --torch-amp reported beside it, a disagreeing or broken baseline
 # reported with a non-zero exit, and bad flags refused. No timing is asserted.
 # Usage: bench_train.sh BINARY   (SY_PYTHON: Debian's python3 with torch)
 set -euo pipefail
@@ -37,9 +38,34 @@ assert r["loss_check"] == "pass" and r["loss_max_rel_diff"] <= 1e-4 and r["toler
 lo, lt = r["ours"]["losses"], r["torch"]["losses"]
 assert max(abs(a - b) / abs(b) for a, b in zip(lo[:3], lt[:3])) == r["loss_max_rel_diff"]
 assert abs(r["speedup"] - r["ours"]["tokens_per_s"] / r["torch"]["tokens_per_s"]) < 1e-12 * r["speedup"]
+# -t 2: torch tried the three splits of 2 threads (OpenMP x OpenBLAS), all f32, all passing the
+# loss check; the baseline is the fastest of them
+runs = r["torch_runs"]
+assert sorted((x["threads"], x["blas_threads"]) for x in runs) == [(1, 2), (2, 1), (2, 2)], runs
+assert not any(x["amp"] for x in runs) and "torch_amp" not in r, runs
+assert all(x["loss_max_rel_diff"] <= 1e-4 for x in runs), runs
+assert r["torch"]["tokens_per_s"] == max(x["tokens_per_s"] for x in runs), (r["torch"], runs)
+assert (r["torch"]["threads"], r["torch"]["blas_threads"]) in [(x["threads"], x["blas_threads"]) for x in runs]
+assert r["loss_max_rel_diff"] == max(x["loss_max_rel_diff"] for x in runs)
 print("tiny: losses ours %s torch %s, max rel diff %.2e" % (["%.5f" % x for x in lo[:3]], ["%.5f" % x for x in lt[:3]],
       r["loss_max_rel_diff"]))
 EOF
+
+# --torch-threads same: one f32 run with all threads in both pools; --torch-amp adds bf16 autocast
+# (reported beside the f32 baseline, never as it).
+run --torch-threads same --torch-amp --json >"$tmp/amp.json" 2>"$tmp/err3.txt" ||
+  { echo "--torch-threads same --torch-amp failed:"; cat "$tmp/err3.txt"; exit 1; }
+"$py" - "$tmp/amp.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["torch_runs"]
+assert [(x["threads"], x["blas_threads"], x["amp"]) for x in runs] == [(2, 2, False), (2, 2, True)], runs
+assert r["torch"]["amp"] is False and r["torch_amp"]["amp"] is True, r
+assert abs(r["speedup_vs_amp"] - r["ours"]["tokens_per_s"] / r["torch_amp"]["tokens_per_s"]) < 1e-12 * r["speedup_vs_amp"]
+assert r["loss_check"] == "pass" and r["loss_max_rel_diff"] == runs[0]["loss_max_rel_diff"], r
+EOF
+if run --torch-threads some >/dev/null 2>"$tmp/tt.txt"; then echo "--torch-threads some was accepted"; exit 1; fi
+grep -q "torch-threads" "$tmp/tt.txt" || { echo "unexpected message:"; cat "$tmp/tt.txt"; exit 1; }
 
 # --no-torch times ours alone and writes no shared file.
 run --no-torch --json >"$tmp/alone.json" 2>"$tmp/err2.txt" || { echo "--no-torch failed:"; cat "$tmp/err2.txt"; exit 1; }
@@ -58,7 +84,7 @@ def off(self, sd, strict=True):
 m.MoeForCausalLM.load_state_dict = off
 m.main()
 PYEOF
-if run --torch-script "$tmp/off.py" >"$tmp/off.out" 2>"$tmp/off.txt"; then
+if run --torch-threads same --torch-script "$tmp/off.py" >"$tmp/off.out" 2>"$tmp/off.txt"; then
   echo "a disagreeing baseline passed the loss check"; exit 1
 fi
 grep -q "differ from PyTorch's" "$tmp/off.txt" || { echo "unexpected message:"; cat "$tmp/off.txt"; exit 1; }
@@ -66,7 +92,7 @@ grep -q "FAIL" "$tmp/off.out" || { echo "the table does not say FAIL:"; cat "$tm
 
 # A broken helper fails loudly.
 printf 'import sys\nsys.exit(3)\n' >"$tmp/bad.py"
-if run --torch-script "$tmp/bad.py" >/dev/null 2>"$tmp/bad.txt"; then
+if run --torch-threads same --torch-script "$tmp/bad.py" >/dev/null 2>"$tmp/bad.txt"; then
   echo "a failing PyTorch helper did not fail the command"; exit 1
 fi
 grep -q "PyTorch helper exited" "$tmp/bad.txt" || { echo "unexpected message:"; cat "$tmp/bad.txt"; exit 1; }
