@@ -49,8 +49,12 @@ double clip_grad_norm(std::span<const std::span<float>> grads, double max_norm) 
   const double total = std::sqrt(sq);
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0)
-    for (const auto& g : grads)
-      for (float& x : g) x *= float(coef);
+    for (const auto& g : grads) {
+      const int64_t n = int64_t(g.size()), block = 1 << 16;
+      default_pool().parallel_for((n + block - 1) / block, [&](int64_t t, int) {
+        fast::scale_inplace(g.data() + t * block, std::min(block, n - t * block), float(coef));
+      });
+    }
   return total;
 }
 
