@@ -7,7 +7,10 @@
 //
 // Reduction order (fixed, so results do not depend on threads or tiling): lane l of one 16-lane f32
 // accumulator takes the pairs k = 2l, 2l+1 (+32, +64, ... in increasing k; the tail zero-padded),
-// the 16 lanes are then summed in lane order. The fallback sums the products in increasing k.
+// the 16 lanes are then summed: for output rows in full groups of 16 (the row's position in the
+// tile's groups of 16 decides) by the fixed tree of hsum16, for the rest in lane order. Tiles are
+// cut at fixed row offsets (multiples of 16 within the tile), so this too is independent of the
+// thread count. The fallback sums the products in increasing k.
 //
 // Layout per K block (kKB bf16 elements): the tile's token rows are rounded into xb[nm][kKB];
 // bf16 weight rows are read in place (tail loads masked), f32/f16 rows are rounded into a panel
@@ -60,6 +63,8 @@ namespace {
 
 #if defined(__x86_64__)
 #define SY_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define SY_HSUM16_ATTR SY_BF16_TARGET
+#include "kernels/hsum16_avx512.h"
 
 // f32 -> bf16 (round to nearest even) of n values, zero-padded up to `padded`.
 SY_BF16_TARGET void round_row(const float* src, int64_t n, int64_t padded, uint16_t* dst) {
@@ -161,9 +166,12 @@ SY_BF16_TARGET void tile_blocked(const TileArgs& a, float* scratch) {
       }
     }
   }
-  for (int m = 0; m < a.nm; ++m)
-    for (int r = 0; r < a.nrows; ++r)
-      a.C[int64_t(m) * a.ldc + r] = hsum(_mm512_loadu_ps(Cv + (int64_t(m) * kMaxTileRows + r) * kLanes));
+  for (int m = 0; m < a.nm; ++m) {
+    const float* cm = Cv + int64_t(m) * kMaxTileRows * kLanes;
+    int r = 0;
+    for (; r + 16 <= a.nrows; r += 16) _mm512_storeu_ps(a.C + int64_t(m) * a.ldc + r, hsum16_avx512(cm + r * kLanes, kLanes));
+    for (; r < a.nrows; ++r) a.C[int64_t(m) * a.ldc + r] = hsum(_mm512_loadu_ps(cm + r * kLanes));
+  }
 }
 
 bool has_avx512_bf16() {

@@ -8,7 +8,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
 
 #include "core/error.h"
 #include "kernels/fast_kernels.h"
@@ -78,6 +82,12 @@ HWY_INLINE void Kernel(const float* const* xs, const WT* const* ws, int64_t kn, 
   }
 }
 
+#undef SY_FAST_HSUM16  // this file is compiled once per target: decide again for each
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define SY_FAST_HSUM16 1
+#include "kernels/hsum16_avx512.h"
+#endif
+
 HWY_INLINE float Reduce(VF v) {
   const DF df;
   return hn::GetLane(hn::SumOfLanes(df, v));
@@ -92,12 +102,38 @@ HWY_INLINE int PadPtrs(const P* src, int n, int mult, P* dst) {
   return np;
 }
 
+constexpr int kMR = 4, kNR = 4;
+// Panel row stride: kKC + 16 floats, so that the rows a micro-kernel streams are not 4 KiB apart
+// (they would share L1 sets; measured ~10-20% faster on Zen4 than stride kKC).
+constexpr int64_t kPS = kKC + 16;
+
+// The tile's outputs from per-output vector accumulators Cv[m][r] (row stride kMaxTileRows, L lanes
+// each): with 16 lanes (AVX-512), rows in full groups of 16 of the tile's row list are reduced by one
+// fixed tree (hsum16_avx512.h), the other rows lane by lane. Both paths below end here, so a
+// token's result does not depend on the path (the row list depends only on the shapes).
+HWY_INLINE void FinishTile(const TileArgs& a, const float* Cv) {
+  const DF df;
+  const int64_t L = int64_t(hn::Lanes(df));
+  for (int m = 0; m < a.nm; ++m) {
+    int r = 0;
+#ifdef SY_FAST_HSUM16
+    for (; r + 16 <= a.nrows; r += 16)
+      _mm512_storeu_ps(a.C + int64_t(m) * a.ldc + r, hsum16_avx512(Cv + (int64_t(m) * kMaxTileRows + r) * L, L));
+#endif
+    for (; r < a.nrows; ++r)
+      a.C[int64_t(m) * a.ldc + r] = Reduce(hn::LoadU(df, Cv + (int64_t(m) * kMaxTileRows + r) * L));
+  }
+}
+
 // Direct path: full K per micro-tile, weights streamed from memory. (Software prefetch 256 B-1 KiB
 // ahead and 4, 12 or 16 rows per pass were measured slower than or equal to 8 rows without
-// prefetch, one thread by CPU time, 2026-11-22.)
+// prefetch, one thread by CPU time, 2026-11-22.) Accumulators go to Cv (the scratch after the
+// panel) for FinishTile.
 template <class WT, int MR, int NR>
-void DirectTile(const TileArgs& a) {
+void DirectTile(const TileArgs& a, float* scratch) {
   const DF df;
+  const int64_t L = int64_t(hn::Lanes(df));
+  float* Cv = scratch + size_t(kMaxTileRows) * size_t(kPS);
   const float* xs[kDirectMaxTokens];
   const WT* ws[kMaxTileRows + 8];
   const int mp = PadPtrs(a.xs, a.nm, MR, xs);
@@ -110,17 +146,14 @@ void DirectTile(const TileArgs& a) {
       for (int i = 0; i < MR; ++i) {
         if (m0 + i >= a.nm) break;
         for (int j = 0; j < NR; ++j) {
-          if (r0 + j < a.nrows) a.C[int64_t(m0 + i) * a.ldc + r0 + j] = Reduce(acc[i * NR + j]);
+          if (r0 + j < a.nrows) hn::StoreU(acc[i * NR + j], df, Cv + (int64_t(m0 + i) * kMaxTileRows + r0 + j) * L);
         }
       }
     }
   }
+  FinishTile(a, Cv);
 }
 
-constexpr int kMR = 4, kNR = 4;
-// Panel row stride: kKC + 16 floats, so that the rows a micro-kernel streams are not 4 KiB apart
-// (they would share L1 sets; measured ~10-20% faster on Zen4 than stride kKC).
-constexpr int64_t kPS = kKC + 16;
 
 size_t ScratchFloats() {
   const size_t L = hn::Lanes(DF());
@@ -169,16 +202,14 @@ void PackedTile(const TileArgs& a, float* scratch) {
       }
     }
   }
-  for (int m = 0; m < a.nm; ++m)
-    for (int r = 0; r < a.nrows; ++r)
-      a.C[int64_t(m) * a.ldc + r] = Reduce(hn::LoadU(df, Cv + (int64_t(m) * kMaxTileRows + r) * L));
+  FinishTile(a, Cv);
 }
 
 template <class WT>
 void TileT(const TileArgs& a, float* scratch) {
-  if (a.nm == 1) return DirectTile<WT, 1, 8>(a);
-  if (a.nm == 2) return DirectTile<WT, 2, 4>(a);
-  if (a.nm <= kDirectMaxTokens) return DirectTile<WT, 4, 4>(a);
+  if (a.nm == 1) return DirectTile<WT, 1, 8>(a, scratch);
+  if (a.nm == 2) return DirectTile<WT, 2, 4>(a, scratch);
+  if (a.nm <= kDirectMaxTokens) return DirectTile<WT, 4, 4>(a, scratch);
   PackedTile<WT>(a, scratch);
 }
 

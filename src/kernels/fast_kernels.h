@@ -6,8 +6,10 @@
 // Every output element is reduced in the same fixed order whatever the tile shape, the tile's
 // position, the batch it is in or the path taken:
 //   lane l of one vector accumulator sums x[k]*w[k] for k = l, l+L, l+2L, ... in increasing k
-//   (one FMA per step; the last partial vector is zero-padded), then the L lanes are summed by
-//   the target's horizontal sum.
+//   (one FMA per step; the last partial vector is zero-padded), then the L lanes are summed: on
+//   AVX-512 targets (L = 16) the rows in full groups of 16 of the tile's row list by one fixed tree
+//   for the 16 rows (hsum16_avx512.h), otherwise by the target's horizontal sum. The row list
+//   depends only on the shapes (never on the tokens), so this holds for every token.
 // So results are bitwise identical for any thread count and any grouping of tokens; they may
 // differ between ISA targets (L and FMA availability differ).
 //
