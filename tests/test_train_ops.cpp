@@ -150,29 +150,32 @@ TEST(TrainOps, TiledLinearSameForAnyThreadCountAndMatchesNaiveOracle) {
 }
 
 TEST(TrainOps, CausalGQAAttentionSameForAnyThreadCount) {
-  auto st = load("attention");
-  ASSERT_TRUE(st);
-  auto q = st->to_f32("q"), k = st->to_f32("k"), v = st->to_f32("v"), dout = st->to_f32("dout");
-  auto m = [&](const char* key) { return std::stoll(test::meta(*st, key)); };
-  const int64_t B = m("B"), T = m("T"), Hq = m("Hq"), Hkv = m("Hkv"), D = m("D");
-  std::vector<std::vector<float>> runs;
-  for (int threads : {1, 2}) {
-    set_default_threads(threads);
-    std::vector<float> out(q.size()), att(size_t(B * Hq * T * T)), dq(q.size(), 0.0f), dk(k.size(), 0.0f),
-        dv(v.size(), 0.0f);
-    attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, Hq, Hkv, D);
-    expect_rel(out, st->to_f32("out"), "out");
-    attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), att.data(), B, T, Hq,
-                       Hkv, D);
-    expect_rel(dq, st->to_f32("grad.q"), "grad.q");
-    expect_rel(dk, st->to_f32("grad.k"), "grad.k");
-    expect_rel(dv, st->to_f32("grad.v"), "grad.v");
-    dq.insert(dq.end(), dk.begin(), dk.end());
-    dq.insert(dq.end(), dv.begin(), dv.end());
-    runs.push_back(dq);
+  for (const char* name : {"attention", "attention_long"}) {  // T = 5, and T = 150 (three query blocks)
+    SCOPED_TRACE(name);
+    auto st = load(name);
+    ASSERT_TRUE(st);
+    auto q = st->to_f32("q"), k = st->to_f32("k"), v = st->to_f32("v"), dout = st->to_f32("dout");
+    auto m = [&](const char* key) { return std::stoll(test::meta(*st, key)); };
+    const int64_t B = m("B"), T = m("T"), Hq = m("Hq"), Hkv = m("Hkv"), D = m("D");
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2}) {
+      set_default_threads(threads);
+      std::vector<float> out(q.size()), att(size_t(B * Hq * T * T)), dq(q.size(), 0.0f), dk(k.size(), 0.0f),
+          dv(v.size(), 0.0f);
+      attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, Hq, Hkv, D);
+      expect_rel(out, st->to_f32("out"), "out");
+      attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), att.data(), B, T, Hq,
+                         Hkv, D);
+      expect_rel(dq, st->to_f32("grad.q"), "grad.q");
+      expect_rel(dk, st->to_f32("grad.k"), "grad.k");
+      expect_rel(dv, st->to_f32("grad.v"), "grad.v");
+      dq.insert(dq.end(), dk.begin(), dk.end());
+      dq.insert(dq.end(), dv.begin(), dv.end());
+      runs.push_back(dq);
+    }
+    set_default_threads(0);
+    EXPECT_EQ(runs[0], runs[1]) << "attention backward depends on the thread count";
   }
-  set_default_threads(0);
-  EXPECT_EQ(runs[0], runs[1]) << "attention backward depends on the thread count";
 }
 
 TEST(TrainOps, SwiGLUFfn) {
