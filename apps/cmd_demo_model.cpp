@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/find_upward.h"
 #include "core/threadpool.h"
 #include "demo.h"
 #include "io/json_file.h"
@@ -33,15 +34,11 @@ using Clock = std::chrono::steady_clock;
 
 // models/brown-moe searched upwards from the current directory, then from the executable's folder.
 std::string find_demo_model() {
-  std::vector<fs::path> starts{fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) starts.push_back(exe.parent_path());
-  for (fs::path d : starts)
-    for (; !d.empty(); d = d.parent_path()) {
-      if (fs::exists(d / "models/brown-moe/config.json")) return (d / "models/brown-moe").string();
-      if (d == d.parent_path()) break;
-    }
+  const auto dir = find_upward("models/brown-moe", [](const fs::path& d) {
+    std::error_code ec;
+    return fs::exists(d / "config.json", ec);
+  });
+  if (dir) return dir->string();
   fail("[demo] the demo model models/brown-moe was not found above ", fs::current_path().string(),
        " or the executable; run from the repository, pass -m DIR, or try `switchyard demo --layer`");
 }

