@@ -8,11 +8,14 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "file_test_util.h"
 #include "io/json_file.h"
 #include "model/chat_template.h"
 
 namespace sy {
 namespace {
+
+using test::error_of;  // "" when nothing is thrown
 
 // SY_SOURCE_DIR when CTest sets it, else next to this source file.
 std::string data_path(const std::string& f) {
@@ -32,16 +35,6 @@ std::string read_text(const std::string& path) {
 ChatTemplate qwen3() {
   const std::string p = data_path("qwen3.json");
   return ChatTemplate::from_tokenizer_config(read_json_file(p), p);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(ChatTemplate, Qwen3SingleTurnAndThinkingSwitch) {

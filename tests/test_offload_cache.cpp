@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "file_test_util.h"
 #include "io/safetensors.h"
 #include "moe/moe_layer.h"
 #include "offload/expert_cache.h"
@@ -28,6 +29,8 @@
 
 namespace sy::offload {
 namespace {
+
+using test::error_of;  // "" when nothing is thrown
 
 constexpr int64_t kE = 8, kH = 32, kF = 24;
 
@@ -92,15 +95,6 @@ std::shared_ptr<InMemoryExperts> in_memory(const SafeTensors& st) {
 }
 
 size_t expert_bytes(DType dt) { return size_t(3 * kF * kH) * dtype_size(dt); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 struct Case {
   DType dtype;
