@@ -1,20 +1,13 @@
 #!/usr/bin/env python3
 """Writes a minimal byte-level BPE tokenizer.json (GPT-2 byte alphabet, no merges, so one token per
 byte, plus <|endoftext|> = 256) for fast training tests: python3 tiny_tokenizer.py OUT.json"""
-import json, sys
+import json, os, sys
 
-def bytes_to_unicode():  # GPT-2's table (openai/gpt-2 encoder.py)
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
+# GPT-2's byte table, from the BPE reference trainer (tests/reference/gen_bpe.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "reference"))
+from gen_bpe import bytes_to_unicode  # noqa: E402
 
-vocab = {c: i for i, c in enumerate(bytes_to_unicode()[b] for b in range(256))}
+vocab = {c: i for i, c in enumerate(bytes_to_unicode()[1][b] for b in range(256))}
 tok = {
     "version": "1.0",
     "truncation": None,
