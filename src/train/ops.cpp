@@ -334,13 +334,21 @@ void swiglu_backward(float* dg, float* du, const float* dh, const float* g, cons
   for_chunks(n, [&](int64_t i, int64_t c) { fast::swiglu_bwd(dg + i, du + i, dh + i, g + i, u + i, c); });
 }
 
+namespace {
+// The stacked weight's row count (sum of the widths), after checking one width per part.
+int64_t stacked_total(size_t parts, std::span<const int64_t> widths) {
+  SY_CHECK(parts == widths.size() && parts > 0, "[train linear_stacked] ", parts, " parts for ", widths.size(),
+           " widths");
+  int64_t total = 0;
+  for (int64_t w : widths) total += w;
+  return total;
+}
+}  // namespace
+
 void linear_forward_stacked(std::span<float* const> outs, std::span<const int64_t> widths, const float* inp,
                             const float* W, int64_t M, int64_t K) {
-  SY_CHECK(outs.size() == widths.size() && !outs.empty(), "[train linear_stacked] ", outs.size(), " outputs for ",
-           widths.size(), " widths");
+  const int64_t NT = stacked_total(outs.size(), widths);
   if (M == 0) return;
-  int64_t NT = 0;
-  for (int64_t w : widths) NT += w;
   thread_local std::vector<float> tl_cat;
   std::vector<float>& cat = tl_cat;  // [M, NT]
   cat.resize(size_t(M * NT));
@@ -356,11 +364,8 @@ void linear_forward_stacked(std::span<float* const> outs, std::span<const int64_
 
 void linear_backward_stacked(float* dinp, float* dW, std::span<const float* const> douts,
                              std::span<const int64_t> widths, const float* inp, const float* W, int64_t M, int64_t K) {
-  SY_CHECK(douts.size() == widths.size() && !douts.empty(), "[train linear_stacked] ", douts.size(),
-           " gradients for ", widths.size(), " widths");
+  const int64_t NT = stacked_total(douts.size(), widths);
   if (M == 0) return;
-  int64_t NT = 0;
-  for (int64_t w : widths) NT += w;
   thread_local std::vector<float> tl_cat;
   std::vector<float>& cat = tl_cat;  // [M, NT]
   cat.resize(size_t(M * NT));

@@ -185,24 +185,16 @@ def op_cases(G):
     out.backward(dout)
     case("rope", "rope", {"inp": x, "pos": pos, "dout": dout, "out": out, "grad.inp": x.grad},
          {"heads": nh, "head_dim": D, "theta": "10000"})
-    # attention (GQA)
-    B, T, Hq, Hkv, D = 2, 5, 4, 2, 6
-    q, k, v = leaf(G.randn(B * T, Hq * D)), leaf(G.randn(B * T, Hkv * D)), leaf(G.randn(B * T, Hkv * D))
-    out = attention(q, k, v, B, T, Hq, Hkv, D)
-    dout = G.randn(B * T, Hq * D)
-    out.backward(dout)
-    case("attention", "attention", {"q": q, "k": k, "v": v, "dout": dout, "out": out, "grad.q": q.grad,
-                                    "grad.k": k.grad, "grad.v": v.grad},
-         {"B": B, "T": T, "Hq": Hq, "Hkv": Hkv, "D": D})
-    # longer than the C++ side's query block (64 rows): three blocks, the last one partial
-    B, T, Hq, Hkv, D = 1, 150, 2, 1, 8
-    q, k, v = leaf(G.randn(B * T, Hq * D)), leaf(G.randn(B * T, Hkv * D)), leaf(G.randn(B * T, Hkv * D))
-    out = attention(q, k, v, B, T, Hq, Hkv, D)
-    dout = G.randn(B * T, Hq * D)
-    out.backward(dout)
-    case("attention_long", "attention", {"q": q, "k": k, "v": v, "dout": dout, "out": out, "grad.q": q.grad,
-                                         "grad.k": k.grad, "grad.v": v.grad},
-         {"B": B, "T": T, "Hq": Hq, "Hkv": Hkv, "D": D})
+    # attention (GQA); the second case is longer than the C++ side's query block (64 rows): three
+    # blocks, the last one partial
+    for name, (B, T, Hq, Hkv, D) in (("attention", (2, 5, 4, 2, 6)), ("attention_long", (1, 150, 2, 1, 8))):
+        q, k, v = leaf(G.randn(B * T, Hq * D)), leaf(G.randn(B * T, Hkv * D)), leaf(G.randn(B * T, Hkv * D))
+        out = attention(q, k, v, B, T, Hq, Hkv, D)
+        dout = G.randn(B * T, Hq * D)
+        out.backward(dout)
+        case(name, "attention", {"q": q, "k": k, "v": v, "dout": dout, "out": out, "grad.q": q.grad,
+                                 "grad.k": k.grad, "grad.v": v.grad},
+             {"B": B, "T": T, "Hq": Hq, "Hkv": Hkv, "D": D})
     # SwiGLU FFN
     x, wg, wu, wd = leaf(G.randn(5, 8)), leaf(G.randn(12, 8, scale=0.4)), leaf(G.randn(12, 8, scale=0.4)), \
         leaf(G.randn(8, 12, scale=0.3))
