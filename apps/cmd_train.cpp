@@ -51,7 +51,7 @@ void run_train(CLI::App* sub, TrainFlags& f) {
         {"--lr", "/lr"}, {"--min-lr", "/min_lr"}, {"--warmup", "/warmup"}, {"--wd", "/wd"}, {"--clip", "/clip"},
         {"--seed", "/seed"}, {"--eval-every", "/eval_every"}, {"--eval-tokens", "/eval_tokens"},
         {"--save-every", "/save_every"}, {"--log-every", "/log_every"}, {"--keep", "/keep"},
-        {"--save-dtype", "/save_dtype"}, {"--out", "/out"}};
+        {"--save-dtype", "/save_dtype"}, {"--precision", "/precision"}, {"--out", "/out"}};
     for (const auto& [flag, field] : flag_field)
       if (sub->count(flag) > 0) base[nlohmann::json::json_pointer(field)] = given[nlohmann::json::json_pointer(field)];
     // Without --out the checkpoints continue where the resumed one lives.
@@ -152,6 +152,10 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--keep", c.keep, "checkpoints kept in --out")->capture_default_str();
   sub->add_option("--save-dtype", c.save_dtype, "model.safetensors dtype: f32 | bf16")->capture_default_str();
+  sub->add_option("--precision", c.precision,
+                  "matrix products of the linear layers: f32, or bf16 (mixed precision: bf16 operands, f32 sums, "
+                  "weights and optimizer; the router stays f32)")
+      ->capture_default_str();
   sub->add_option("--out", c.out, "output directory (checkpoints, log.jsonl; OUT/latest is the newest)");
   sub->add_option("--resume", f->resume, "continue from OUT or a checkpoint directory, exactly");
   sub->add_option("--stop-at", f->stop_at, "stop (and save) after this step, as if interrupted there");

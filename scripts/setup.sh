@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build pkg-config
-      libhwy-dev libopenblas-dev libopenblas0-pthread
+      libhwy-dev libopenblas-dev libopenblas0-pthread libdnnl-dev
       nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev
       python3 python3-torch python3-numpy unicode-data

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/dtype.h"
 #include "kernels/train_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -142,6 +143,27 @@ void AdamwUpdate(float* p, const float* g, float* m, float* v, int64_t n, float 
   });
 }
 
+// sy::f32_to_bf16 on whole vectors (u32 lanes, then truncated to u16); the tail is scalar (same
+// formula).
+void ToBf16(uint16_t* dst, const float* src, int64_t n) {
+  const hn::ScalableTag<uint32_t> du;
+  const hn::RebindToSigned<decltype(du)> di;
+  const hn::Rebind<uint16_t, decltype(du)> d16;
+  const int64_t L = int64_t(hn::Lanes(du));
+  const auto one = hn::Set(du, 1u), half = hn::Set(du, 0x7fffu), quiet = hn::Set(du, 0x40u);
+  const auto abs_mask = hn::Set(du, 0x7fffffffu);
+  const auto inf = hn::Set(di, 0x7f800000);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto u = hn::BitCast(du, hn::LoadU(DF(), src + i));
+    const auto hi = hn::ShiftRight<16>(u);
+    const auto rounded = hn::ShiftRight<16>(hn::Add(hn::Add(u, half), hn::And(hi, one)));
+    const auto is_nan = hn::RebindMask(du, hn::Gt(hn::BitCast(di, hn::And(u, abs_mask)), inf));
+    hn::StoreU(hn::TruncateTo(d16, hn::IfThenElse(is_nan, hn::Or(hi, quiet), rounded)), d16, dst + i);
+  }
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace sy::fast
 HWY_AFTER_NAMESPACE();
@@ -157,6 +179,7 @@ HWY_EXPORT(ScaleInplace);
 HWY_EXPORT(SwigluFwd);
 HWY_EXPORT(SwigluBwd);
 HWY_EXPORT(AdamwUpdate);
+HWY_EXPORT(ToBf16);
 
 float max_of(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxOf)(x, n); }
 double exp_sum(const float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpSum)(x, n, shift); }
@@ -175,6 +198,8 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float
                   float bc2_sqrt, float eps) {
   HWY_DYNAMIC_DISPATCH(AdamwUpdate)(p, g, m, v, n, decay, b1, b2, step, bc2_sqrt, eps);
 }
+
+void to_bf16(uint16_t* dst, const float* src, int64_t n) { HWY_DYNAMIC_DISPATCH(ToBf16)(dst, src, n); }
 
 }  // namespace sy::fast
 #endif

@@ -40,4 +40,7 @@ void swiglu_bwd(float* dg, float* du, const float* dh, const float* g, const flo
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float decay, float b1, float b2, float step,
                   float bc2_sqrt, float eps);
 
+// dst[i] = sy::f32_to_bf16(src[i]) (round to nearest even, NaN stays NaN), bit for bit.
+void to_bf16(uint16_t* dst, const float* src, int64_t n);
+
 }  // namespace sy::fast

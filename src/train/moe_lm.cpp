@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "kernels/gemm_bf16.h"
 #include "moe/router.h"
 #include "train/ops.h"
 #include "train/routing_ops.h"
@@ -186,6 +187,12 @@ void MoELM::init(uint64_t seed) {
 
 void MoELM::zero_grad() { std::fill(g_.begin(), g_.end(), 0.0f); }
 
+void MoELM::set_matmul_precision(MatmulPrecision p) {
+  SY_CHECK(p != MatmulPrecision::bf16 || fast::gemm_bf16_native(), "[train] bf16 precision: oneDNN has no native bf16 ",
+           "matrix product on this CPU (it would use '", fast::gemm_bf16_impl(), "', far slower than f32); use f32");
+  precision_ = p;
+}
+
 StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int64_t B,
                                   int64_t T, bool backward, float loss_scale,
                                   const std::vector<std::vector<double>>* balance_f) {
@@ -198,6 +205,7 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
            " tokens and targets (", B, " x ", T, "), got ", tokens.size(), " and ", targets.size());
   SY_CHECK(!balance_f || int64_t(balance_f->size()) == L, "[train moe_lm] balance_f has ", balance_f->size(),
            " layers, expected ", L);
+  const ScopedMatmulPrecision precision(precision_);
   auto W = [&](const std::string& n) { return w_.data() + param(n).offset; };
   auto G = [&](const std::string& n) { return g_.data() + param(n).offset; };
   Acts& a = *acts_;
@@ -250,7 +258,10 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
 
     // Router.
     A.logits.resize(size_t(N * S));
-    linear_forward(A.logits.data(), A.ln2.data(), W(p + "mlp.gate.weight"), nullptr, N, H, S);
+    {
+      const ScopedMatmulPrecision router_f32(MatmulPrecision::f32);  // routing stays f32 (see header)
+      linear_forward(A.logits.data(), A.ln2.data(), W(p + "mlp.gate.weight"), nullptr, N, H, S);
+    }
     A.scores.resize(A.logits.size());
     if (rk_.kind == RouterKind::Sigmoid) {
       sigmoid_forward(A.scores.data(), A.logits.data(), N * S);
@@ -311,6 +322,7 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
       A.sgs.assign(size_t(N), 1.0f);
       if (c.shared_gate) {
         A.sgl.resize(size_t(N));
+        const ScopedMatmulPrecision gate_f32(MatmulPrecision::f32);
         linear_forward(A.sgl.data(), A.ln2.data(), W(p + "mlp.shared_expert_gate.weight"), nullptr, N, H, 1);
         sigmoid_forward(A.sgs.data(), A.sgl.data(), N);
       }
@@ -355,6 +367,7 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
           for (int64_t h = 0; h < H; ++h) d += double(dmoe[t * H + h]) * A.sy[size_t(t * H + h)];
           dgl[size_t(t)] = float(d) * A.sgs[size_t(t)] * (1.0f - A.sgs[size_t(t)]);
         }
+        const ScopedMatmulPrecision gate_f32(MatmulPrecision::f32);
         linear_backward(dln2.data(), G(p + "mlp.shared_expert_gate.weight"), nullptr, dgl.data(), A.ln2.data(),
                         W(p + "mlp.shared_expert_gate.weight"), N, H, 1);
       }
@@ -399,8 +412,11 @@ StepStats MoELM::forward_backward(std::span<const int32_t> tokens, std::span<con
       softmax_backward(dlog.data(), dscores.data(), A.scores.data(), N, S);
     }
     if (c.z_coef != 0) z_loss(dlog.data(), A.logits.data(), N, S, c.z_coef * lscale);
-    linear_backward(dln2.data(), G(p + "mlp.gate.weight"), nullptr, dlog.data(), A.ln2.data(), W(p + "mlp.gate.weight"),
-                    N, H, S);
+    {
+      const ScopedMatmulPrecision router_f32(MatmulPrecision::f32);
+      linear_backward(dln2.data(), G(p + "mlp.gate.weight"), nullptr, dlog.data(), A.ln2.data(),
+                      W(p + "mlp.gate.weight"), N, H, S);
+    }
     rmsnorm_backward(dx.data(), G(p + "post_attention_layernorm.weight"), dln2.data(), A.x_mid.data(),
                      W(p + "post_attention_layernorm.weight"), A.rstd2.data(), N, H);
     // x_mid = x_in + o_proj(attn): do = dx (dx now holds all of dx_mid).

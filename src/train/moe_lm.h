@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "train/ops.h"
 #include "train/optim.h"
 
 namespace sy::train {
@@ -114,6 +115,14 @@ class MoELM {
   // micro-batches seen so far); default: this micro-batch's own selection fractions. The gradient
   // flows through P only, so summing loss_scale-weighted micro-batch losses with a fixed global f
   // equals the gradient of E * sum_i f_i P_i over the global batch.
+  // Linear layers run their products at this precision (ops.h MatmulPrecision; default f32). The
+  // router's and the shared-expert gate's products always stay f32 (selective precision, as the
+  // Switch Transformer keeps its router in f32: Fedus et al. 2021, section 2.4).
+  // bf16 throws when oneDNN has no native bf16 kernel on this CPU (its reference loops are ~100x
+  // slower than f32).
+  void set_matmul_precision(MatmulPrecision p);
+  MatmulPrecision matmul_precision() const { return precision_; }
+
   StepStats forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int64_t B, int64_t T,
                              bool backward = true, float loss_scale = 1.0f,
                              const std::vector<std::vector<double>>* balance_f = nullptr);
@@ -131,6 +140,7 @@ class MoELM {
  private:
   struct Acts;
   MoELMConfig cfg_;
+  MatmulPrecision precision_ = MatmulPrecision::f32;
   struct RouterKind {
     enum Kind { Softmax, Sigmoid, TopP, Null } kind = Softmax;
     int k = 2, max_k = 0, m = 0;

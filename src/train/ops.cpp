@@ -3,11 +3,14 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/train_kernels.h"
 
 namespace sy::train {
@@ -41,37 +44,52 @@ void blas_single_thread() {
   (void)once;
 }
 
-// C[M, N] = alpha op(A) op(B) + beta C, row-major, op(A) [M, K], op(B) [K, N].
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  blas_single_thread();
-  // Tiles of at least 8M multiply-adds, at most 8 of them: enough to balance a few threads while
-  // each call stays large enough for OpenBLAS's packing to pay off.
+// Cuts C[M, N] into at most 8 tiles and calls run(by_rows, offset, length) for each on the pool.
+// Tiles of at least 8M multiply-adds: enough to balance a few threads while each call stays large
+// enough for the library's packing to pay off. Every tile packs the operand it shares with the
+// others again (row tiles: all of op(B), [K, N]; column tiles: all of op(A), [M, K]), so the longer
+// side of C, which shares the smaller operand, is split when it is long enough; row tiles are
+// multiples of row_unit, column tiles multiples of 64. (Measured on the demo model's step: 8%
+// faster than at most 16 row-first tiles, 1 and 2 threads.)
+template <typename Run>
+void for_tiles(int64_t M, int64_t N, int64_t K, int64_t row_unit, Run&& run) {
   constexpr int64_t kMinTileWork = int64_t(1) << 23;
   const int64_t work = M * N * std::max<int64_t>(K, 1);
   const int64_t tiles_wanted = std::clamp<int64_t>(work / kMinTileWork, 1, 8);
-  // Every tile packs the operand it shares with the others again (row tiles: all of op(B), [K, N];
-  // column tiles: all of op(A), [M, K]), so split the longer side of C, which shares the smaller
-  // operand, when it is long enough; row tiles are multiples of 16, column tiles multiples of 64.
-  // (Measured on the demo model's step: 8% faster than at most 16 row-first tiles, 1 and 2 threads.)
-  const bool by_rows = M >= N ? M >= 16 * tiles_wanted : N < 64 * tiles_wanted;
-  const int64_t len = by_rows ? M : N, unit = by_rows ? 16 : 64;
+  const bool by_rows = M >= N ? M >= row_unit * tiles_wanted : N < 64 * tiles_wanted;
+  const int64_t len = by_rows ? M : N, unit = by_rows ? row_unit : 64;
   int64_t tile = (len + tiles_wanted - 1) / tiles_wanted;
   tile = std::max(unit, (tile + unit - 1) / unit * unit);
   const int64_t n_tiles = (len + tile - 1) / tile;
-  auto run = [&](int64_t t, int) {
-    const int64_t a = t * tile, n = std::min(tile, len - a);
-    const float* At = by_rows ? (ta ? A + a : A + a * lda) : A;
-    const float* Bt = by_rows ? B : (tb ? B + a * ldb : B + a);
-    float* Ct = by_rows ? C + a * ldc : C + a;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(by_rows ? n : M),
-                int(by_rows ? N : n), int(K), alpha, At, int(lda), Bt, int(ldb), beta, Ct, int(ldc));
+  auto one = [&](int64_t t, int) {
+    const int64_t a = t * tile;
+    run(by_rows, a, std::min(tile, len - a));
   };
   if (n_tiles == 1)
-    run(0, 0);
+    one(0, 0);
   else
-    default_pool().parallel_for(n_tiles, run);
+    default_pool().parallel_for(n_tiles, one);
+}
+
+// C[M, N] = alpha op(A) op(B) + beta C, row-major, op(A) [M, K], op(B) [K, N]; T is float (OpenBLAS
+// sgemm) or uint16_t (bf16 operands, f32 C: oneDNN, kernels/gemm_bf16.h).
+template <typename T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
+  if constexpr (!kBf16) blas_single_thread();
+  for_tiles(M, N, K, kBf16 ? 32 : 16, [&](bool by_rows, int64_t a, int64_t n) {
+    const T* At = by_rows ? (ta ? A + a : A + a * lda) : A;
+    const T* Bt = by_rows ? B : (tb ? B + a * ldb : B + a);
+    float* Ct = by_rows ? C + a * ldc : C + a;
+    const int64_t m_t = by_rows ? n : M, n_t = by_rows ? N : n;
+    if constexpr (kBf16)
+      fast::gemm_bf16(ta, tb, m_t, n_t, K, alpha, At, lda, Bt, ldb, beta, Ct, ldc);
+    else
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m_t), int(n_t),
+                  int(K), alpha, At, int(lda), Bt, int(ldb), beta, Ct, int(ldc));
+  });
 }
 
 // Elementwise work in fixed chunks of 4096: fn(begin, count) per chunk (chunking never changes
@@ -90,11 +108,38 @@ void for_chunks(int64_t n, F&& fn) {
     default_pool().parallel_for(tasks, run);
 }
 
+std::atomic<MatmulPrecision> g_precision{MatmulPrecision::f32};
+
+// The bf16 image of a row-major [rows, cols] view with leading dimension ld (only the view's span
+// is converted; the image keeps ld). buf is the caller's scratch.
+const uint16_t* bf16_image(std::vector<uint16_t>& buf, const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  const int64_t span = rows == 0 ? 0 : (rows - 1) * ld + cols;
+  buf.resize(size_t(span));
+  uint16_t* dst = buf.data();
+  for_chunks(span, [&](int64_t begin, int64_t count) { fast::to_bf16(dst + begin, x + begin, count); });
+  return dst;
+}
+
 }  // namespace
+
+void set_matmul_precision(MatmulPrecision p) { g_precision.store(p); }
+MatmulPrecision matmul_precision() { return g_precision.load(); }
+MatmulPrecision parse_matmul_precision(const std::string& s) {
+  if (s == "f32") return MatmulPrecision::f32;
+  if (s == "bf16") return MatmulPrecision::bf16;
+  fail("[train] precision must be f32 or bf16 (mixed: bf16 matrix products, f32 weights), got '", s, "'");
+}
+const char* matmul_precision_name(MatmulPrecision p) { return p == MatmulPrecision::bf16 ? "bf16" : "f32"; }
 
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t M, int64_t K, int64_t N) {
   if (M == 0) return;
-  gemm(false, true, M, N, K, 1.0f, inp, K, W, K, 0.0f, out, N);
+  if (matmul_precision() == MatmulPrecision::bf16) {
+    thread_local std::vector<uint16_t> tl_x, tl_w;
+    gemm(false, true, M, N, K, 1.0f, bf16_image(tl_x, inp, M, K, K), K, bf16_image(tl_w, W, N, K, K), K, 0.0f, out,
+         N);
+  } else {
+    gemm(false, true, M, N, K, 1.0f, inp, K, W, K, 0.0f, out, N);
+  }
   if (b)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) out[m * N + n] += b[n];
@@ -103,10 +148,17 @@ void linear_forward(float* out, const float* inp, const float* W, const float* b
 void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp, const float* W, int64_t M,
                      int64_t K, int64_t N) {
   if (M == 0) return;
-  if (dinp)  // dinp[M, K] += dout[M, N] W[N, K]
-    gemm(false, false, M, K, N, 1.0f, dout, N, W, K, 1.0f, dinp, K);
-  if (dW)  // dW[N, K] += dout^T[N, M] inp[M, K]
-    gemm(true, false, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dW, K);
+  if (matmul_precision() == MatmulPrecision::bf16 && (dinp || dW)) {
+    thread_local std::vector<uint16_t> tl_d, tl_w, tl_x;
+    const uint16_t* d16 = bf16_image(tl_d, dout, M, N, N);
+    if (dinp) gemm(false, false, M, K, N, 1.0f, d16, N, bf16_image(tl_w, W, N, K, K), K, 1.0f, dinp, K);
+    if (dW) gemm(true, false, N, K, M, 1.0f, d16, N, bf16_image(tl_x, inp, M, K, K), K, 1.0f, dW, K);
+  } else {
+    if (dinp)  // dinp[M, K] += dout[M, N] W[N, K]
+      gemm(false, false, M, K, N, 1.0f, dout, N, W, K, 1.0f, dinp, K);
+    if (dW)  // dW[N, K] += dout^T[N, M] inp[M, K]
+      gemm(true, false, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dW, K);
+  }
   if (db)
     for (int64_t n = 0; n < N; ++n) {
       double s = 0;

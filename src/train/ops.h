@@ -9,11 +9,37 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace sy::train {
 
+// Precision of the linear layers' matrix products (linear_*, the stacked forms, the expert FFN),
+// process-wide; f32 by default. bf16 is mixed precision as PyTorch's autocast(dtype=bfloat16)
+// runs nn.Linear: both operands of every product (inp and W forward; dout and W for dinp, dout and
+// inp for dW) rounded to bf16 (nearest even), products summed in f32 (oneDNN,
+// kernels/gemm_bf16.h); unlike autocast the outputs stay f32. Weights, gradients and everything
+// else (attention's products, norms, softmax, losses, the optimizer) stay f32. Set by the trainer.
+enum class MatmulPrecision { f32, bf16 };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// Sets the precision for its lifetime, then restores the previous one.
+class ScopedMatmulPrecision {
+ public:
+  explicit ScopedMatmulPrecision(MatmulPrecision p) : prev_(matmul_precision()) { set_matmul_precision(p); }
+  ~ScopedMatmulPrecision() { set_matmul_precision(prev_); }
+  ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+  ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+
+ private:
+  MatmulPrecision prev_;
+};
+// "f32" or "bf16"; throws naming the accepted values.
+MatmulPrecision parse_matmul_precision(const std::string& s);
+const char* matmul_precision_name(MatmulPrecision p);
+
 // Linear (nn.Linear without or with bias): out[M, N] = inp[M, K] W[N, K]^T (+ b[N]).
-// Backward: dinp[M, K] += dout W;  dW[N, K] += dout^T inp;  db[N] += sum_m dout.  Via cblas_sgemm.
+// Backward: dinp[M, K] += dout W;  dW[N, K] += dout^T inp;  db[N] += sum_m dout.  Via cblas_sgemm
+// (or oneDNN bf16 products, see MatmulPrecision).
 // dinp, dW, db are optional.
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t M, int64_t K, int64_t N);
 void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp, const float* W, int64_t M,

@@ -40,6 +40,8 @@ void TrainConfig::validate() const {
            "' is not one of: micro, global");
   SY_CHECK(save_dtype == "f32" || save_dtype == "bf16", "[train] --save-dtype '", save_dtype,
            "' is not one of: f32, bf16");
+  SY_CHECK(precision == "f32" || precision == "bf16", "[train] --precision '", precision,
+           "' is not one of: f32, bf16");
   SY_CHECK(eval_every >= 0 && save_every >= 0 && log_every >= 1, "[train] --eval-every / --save-every must not be "
            "negative");
   SY_CHECK(eval_tokens >= 0, "[train] --eval-tokens must not be negative");
@@ -153,6 +155,7 @@ Trainer::Trainer(TrainConfig cfg, const std::string& resume_dir, TrainCallbacks 
                        label_names_.size(), " labels"));
 
   model_ = std::make_unique<MoELM>(cfg_.model);
+  model_->set_matmul_precision(parse_matmul_precision(cfg_.precision));
   if (ckpt.empty()) {
     model_->init(cfg_.seed);
     rng_ = cfg_.seed ^ 0x5DEECE66Dull;

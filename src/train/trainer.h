@@ -59,6 +59,7 @@ struct TrainConfig {
   int64_t eval_every = 200, eval_tokens = 32768, save_every = 500, log_every = 10;
   int keep = 2;                   // checkpoints kept in OUT
   std::string save_dtype = "f32"; // model.safetensors dtype (f32 | bf16)
+  std::string precision = "f32";  // linear layers' matrix products: f32 | bf16 (mixed; ops.h MatmulPrecision)
   std::string out;
 
   int64_t tokens_per_step() const { return seq_len * batch * grad_accum; }

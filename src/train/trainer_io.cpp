@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 #define SY_TRAIN_FIELDS(X)                                                                                 \
   X(data) X(brown_dir) X(val_fraction) X(tokenizer) X(seq_len) X(batch) X(grad_accum) X(steps) X(tokens) X(lr) \
       X(min_lr) X(warmup) X(wd) X(clip) X(seed) X(balance) X(eval_every) X(eval_tokens) X(save_every)         \
-          X(log_every) X(keep) X(save_dtype) X(out)
+          X(log_every) X(keep) X(save_dtype) X(precision) X(out)
 
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j, m;
