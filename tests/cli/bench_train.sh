@@ -2,7 +2,8 @@
 # Smoke test of `switchyard bench train --preset tiny --json` (with the PyTorch baseline): the JSON
 # fields, the tokens/s and GFLOP/s arithmetic, the in-run loss check passed (our first 3 losses
 # within 1e-4 of PyTorch's from the same weights and batches) for every thread split PyTorch is run
-# with, the fastest split as the baseline, --torch-amp reported beside it, a disagreeing or broken baseline
+# with, the fastest split as the baseline, --torch-amp reported beside it, --precision bf16 against
+# PyTorch's autocast, a disagreeing or broken baseline
 # reported with a non-zero exit, and bad flags refused. No timing is asserted.
 # Usage: bench_train.sh BINARY   (SY_PYTHON: Debian's python3 with torch)
 set -euo pipefail
@@ -64,6 +65,24 @@ assert r["torch"]["amp"] is False and r["torch_amp"]["amp"] is True, r
 assert abs(r["speedup_vs_amp"] - r["ours"]["tokens_per_s"] / r["torch_amp"]["tokens_per_s"]) < 1e-12 * r["speedup_vs_amp"]
 assert r["loss_check"] == "pass" and r["loss_max_rel_diff"] == runs[0]["loss_max_rel_diff"], r
 EOF
+# --precision bf16: ours in bf16 mixed precision; the baseline is PyTorch under bf16 autocast, the
+# f32 run reported beside it, the loss check against the autocast run at 1e-3.
+run --torch-threads same --precision bf16 --json >"$tmp/bf16.json" 2>"$tmp/err4.txt" ||
+  { echo "--precision bf16 failed:"; cat "$tmp/err4.txt"; exit 1; }
+"$py" - "$tmp/bf16.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["torch_runs"]
+assert r["precision"] == "bf16", r
+assert [(x["threads"], x["blas_threads"], x["amp"]) for x in runs] == [(2, 2, False), (2, 2, True)], runs
+assert r["torch"]["amp"] is True and r["torch_f32"]["amp"] is False, r
+assert abs(r["speedup"] - r["ours"]["tokens_per_s"] / r["torch"]["tokens_per_s"]) < 1e-12 * r["speedup"]
+assert abs(r["speedup_vs_f32"] - r["ours"]["tokens_per_s"] / r["torch_f32"]["tokens_per_s"]) < 1e-12 * r["speedup_vs_f32"]
+assert r["tolerance"] == 1e-3 and r["loss_check"] == "pass", r
+assert r["loss_max_rel_diff"] == runs[1]["loss_max_rel_diff"], r
+EOF
+if run --precision f16 >/dev/null 2>"$tmp/pr.txt"; then echo "--precision f16 was accepted"; exit 1; fi
+grep -q "precision" "$tmp/pr.txt" || { echo "unexpected message:"; cat "$tmp/pr.txt"; exit 1; }
 if run --torch-threads some >/dev/null 2>"$tmp/tt.txt"; then echo "--torch-threads some was accepted"; exit 1; fi
 grep -q "torch-threads" "$tmp/tt.txt" || { echo "unexpected message:"; cat "$tmp/tt.txt"; exit 1; }
 

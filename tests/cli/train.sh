@@ -82,6 +82,22 @@ done
 # bf16 weights load too (loss within bf16 rounding of the f32 eval).
 "$bin" -t 2 train "${tiny[@]}" --steps 2 --save-dtype bf16 --out "$tmp/bf16" >/dev/null 2>&1 || fail "--save-dtype bf16"
 "$bin" -t 2 generate -m "$tmp/bf16/latest" -p "The" -n 4 --temp 0 --no-stats >/dev/null 2>&1 || fail "generate bf16"
+# bf16 mixed-precision products: the same run's losses move by bf16 rounding only (not bit-equal,
+# within 1e-2), and the precision is kept in the checkpoint's train_config (a bad value: below).
+"$bin" -t 2 train "${tiny[@]}" --steps 2 --precision bf16 --out "$tmp/mp" >/dev/null 2>"$tmp/mp.err" ||
+  { cat "$tmp/mp.err"; fail "--precision bf16"; }
+"$py" - "$tmp/bf16/log.jsonl" "$tmp/mp/log.jsonl" "$tmp/mp/latest/train_state.safetensors" <<'EOF'
+import json, struct, sys
+def losses(p):
+    return [j["loss"] for j in map(json.loads, open(p)) if j["type"] == "step"]
+f32, mp = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(f32) == len(mp) == 2, (f32, mp)
+assert f32 != mp and all(abs(a - b) <= 1e-2 * abs(a) for a, b in zip(f32, mp)), (f32, mp)
+with open(sys.argv[3], "rb") as fh:
+    n = struct.unpack("<Q", fh.read(8))[0]
+    meta = json.loads(fh.read(n))["__metadata__"]
+assert json.loads(meta["train_config"])["precision"] == "bf16", meta["train_config"]
+EOF
 
 # 3. Exact resume and thread-count independence.
 "$bin" -t 2 train "${tiny[@]}" --steps 6 --save-every 3 --eval-every 3 --out "$tmp/b" --stop-at 3 >/dev/null 2>&1 ||
@@ -132,6 +148,7 @@ printf 'good text\n' >"$tmp/bad/a.txt"
 printf 'bad \xff\xfe text\n' >"$tmp/bad/b.txt"
 expect_error "UTF-8" "$bin" train "${model[@]}" --data "$tmp/bad" --steps 2 --out "$tmp/e"
 expect_error "balance" "$bin" train "${tiny[@]}" --balance sideways --steps 2 --out "$tmp/e"
+expect_error "precision" "$bin" train "${tiny[@]}" --precision f16 --steps 2 --out "$tmp/e"
 expect_error "cannot be trained" "$bin" train "${tiny[@]}" --router hash:seed=1 --steps 2 --out "$tmp/e"
 expect_error "steps" "$bin" train "${tiny[@]}" --out "$tmp/e"
 expect_error "out" "$bin" train "${tiny[@]}" --steps 2

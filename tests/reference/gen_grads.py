@@ -17,7 +17,11 @@ torch.nn.utils.clip_grad_norm_; warmup + cosine LR.
 The last cases are full training steps of a tiny Qwen3-MoE-style LM (see src/train/moe_lm.h):
 loss, every parameter's gradient, and every parameter after clip + one AdamW step. Inputs are
 redrawn until no router selection in any layer sits within 1e-4 of a tie (top-k boundary, or the
-top-p cumulative threshold), so f32 rounding cannot flip a selection.
+top-p cumulative threshold), so f32 rounding cannot flip a selection. The lm_bf16_* cases are the
+same step in bf16 mixed precision (src/train/ops.h MatmulPrecision::bf16): every linear layer except
+the router and the shared-expert gate rounds both operands of each product to bf16 (round to
+nearest even, from their f32 values) forward and backward (dx = bf(dy) bf(W), dW = bf(dy)^T bf(x)),
+as torch.autocast(bfloat16) does for nn.Linear; everything else, sums included, stays float64.
 """
 import argparse
 import math
@@ -78,8 +82,33 @@ def attention(q, k, v, B, T, Hq, Hkv, D):
     return (a @ v).transpose(1, 2).reshape(B * T, Hq * D)
 
 
-def swiglu_ffn(x, wg, wu, wd):
-    return (torch.nn.functional.silu(x @ wg.T) * (x @ wu.T)) @ wd.T
+def mm_t(x, w):
+    """x @ w.T in float64."""
+    return x @ w.T
+
+
+def bf(t):
+    """float64 -> f32 -> bf16 (torch rounds to nearest even) -> float64."""
+    return t.float().bfloat16().to(F64)
+
+
+class Bf16Linear(torch.autograd.Function):
+    """x @ w.T with both operands rounded to bf16, in the backward too (mixed precision)."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return bf(x) @ bf(w).T
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        d = bf(dy)
+        return d @ bf(w), d.T @ bf(x)
+
+
+def swiglu_ffn(x, wg, wu, wd, mm=mm_t):
+    return mm(torch.nn.functional.silu(mm(x, wg)) * mm(x, wu), wd)
 
 
 def topk_sel(rank, k):
@@ -341,7 +370,7 @@ def op_cases(G):
 LM_BASE = dict(vocab=64, hidden=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=8, n_experts=4, expert_ffn=16,
                shared_ffn=0, shared_gate=0, rope_theta=10000.0, rms_eps=1e-6, lb_coef=0.01, z_coef=0.001,
                entropy_coef=0.0, bias_update_rate=1e-3, B=2, T=8, lr=1e-3, wd=0.1, max_norm=1.0, beta1=0.9,
-               beta2=0.95, eps=1e-8)
+               beta2=0.95, eps=1e-8, precision="f32")
 
 
 def parse_router(spec):
@@ -382,6 +411,7 @@ def lm_param_shapes(c, S):
 
 def lm_forward(P, c, router, tokens, targets, bias):
     kind, kv = router
+    mm = Bf16Linear.apply if c.get("precision") == "bf16" else mm_t  # the router always mm_t
     H, L, Hq, Hkv, D, E = c["hidden"], c["n_layers"], c["n_heads"], c["n_kv_heads"], c["head_dim"], c["n_experts"]
     B, T, eps = c["B"], c["T"], c["rms_eps"]
     N = B * T
@@ -392,12 +422,12 @@ def lm_forward(P, c, router, tokens, targets, bias):
     for l in range(L):
         p = f"model.layers.{l}."
         h = rmsnorm(x, P[p + "input_layernorm.weight"], eps)
-        q = (h @ P[p + "self_attn.q_proj.weight"].T).view(N, Hq, D)
-        k = (h @ P[p + "self_attn.k_proj.weight"].T).view(N, Hkv, D)
-        v = h @ P[p + "self_attn.v_proj.weight"].T
+        q = mm(h, P[p + "self_attn.q_proj.weight"]).view(N, Hq, D)
+        k = mm(h, P[p + "self_attn.k_proj.weight"]).view(N, Hkv, D)
+        v = mm(h, P[p + "self_attn.v_proj.weight"])
         q = rope(rmsnorm(q, P[p + "self_attn.q_norm.weight"], eps), pos, D, c["rope_theta"]).reshape(N, Hq * D)
         k = rope(rmsnorm(k, P[p + "self_attn.k_norm.weight"], eps), pos, D, c["rope_theta"]).reshape(N, Hkv * D)
-        x = x + attention(q, k, v, B, T, Hq, Hkv, D) @ P[p + "self_attn.o_proj.weight"].T
+        x = x + mm(attention(q, k, v, B, T, Hq, Hkv, D), P[p + "self_attn.o_proj.weight"])
         h = rmsnorm(x, P[p + "post_attention_layernorm.weight"], eps)
         logits = h @ P[p + "mlp.gate.weight"].T
         S = logits.shape[1]
@@ -432,12 +462,12 @@ def lm_forward(P, c, router, tokens, targets, bias):
                 if e < E:
                     q_ = f"{p}mlp.experts.{e}."
                     acc = acc + w[t][j] * swiglu_ffn(h[t:t + 1], P[q_ + "gate_proj.weight"], P[q_ + "up_proj.weight"],
-                                                     P[q_ + "down_proj.weight"])[0]
+                                                     P[q_ + "down_proj.weight"], mm)[0]
             rows.append(acc)
         y = torch.stack(rows)
         if c["shared_ffn"]:
             sy = swiglu_ffn(h, P[p + "mlp.shared_expert.gate_proj.weight"], P[p + "mlp.shared_expert.up_proj.weight"],
-                            P[p + "mlp.shared_expert.down_proj.weight"])
+                            P[p + "mlp.shared_expert.down_proj.weight"], mm)
             if c["shared_gate"]:
                 sy = torch.sigmoid(h @ P[p + "mlp.shared_expert_gate.weight"].T) * sy
             y = y + sy
@@ -448,7 +478,7 @@ def lm_forward(P, c, router, tokens, targets, bias):
                 cnt[col] += 1
         loads.append(cnt)
     x = rmsnorm(x, P["model.norm.weight"], eps)
-    ce = torch.nn.functional.cross_entropy(x @ P["lm_head.weight"].T, targets.long(), ignore_index=-100)
+    ce = torch.nn.functional.cross_entropy(mm(x, P["lm_head.weight"]), targets.long(), ignore_index=-100)
     if kind == "sigmoid":
         ent = torch.zeros((), dtype=F64)
     loss = ce + c["lb_coef"] * bal + c["z_coef"] * z + c["entropy_coef"] * ent
@@ -526,6 +556,9 @@ def main():
     cases.append(lm_case(G, "lm_sigmoid_bias", "sigmoid:k=2,norm=true,scale=2.5"))
     cases.append(lm_case(G, "lm_topp", "topp:p=0.5", entropy_coef=0.01))
     cases.append(lm_case(G, "lm_null", "null:k=3,m=2,norm=true"))
+    cases.append(lm_case(G, "lm_bf16_topk_shared", "topk:k=2,norm=true", shared_ffn=24, shared_gate=1,
+                         precision="bf16"))
+    cases.append(lm_case(G, "lm_bf16_sigmoid_bias", "sigmoid:k=2,norm=true,scale=2.5", precision="bf16"))
     out = os.path.join(args.out, "grads")
     os.makedirs(out, exist_ok=True)
     for name, tensors, meta in cases:
