@@ -56,9 +56,10 @@ struct Prim {
   std::string impl;
 };
 
+// Never destroyed: pool threads' streams (thread_local, below) may outlive static destruction.
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
+  static dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *e;
 }
 
 // oneDNN runs its kernels on OpenMP threads; each of our calls is one tile on one pool thread.

@@ -174,7 +174,8 @@ Trainer::Trainer(TrainConfig cfg, const std::string& resume_dir, TrainCallbacks 
     for (const auto& p : model_->params()) n += p.numel;
     cb_.on_message(str("model: ", n, " parameters (", cfg_.model.n_layers, " layers, hidden ", cfg_.model.hidden,
                        ", ", cfg_.model.n_experts, " experts of width ", cfg_.model.expert_ffn, ", router ",
-                       cfg_.model.router, ", vocab ", cfg_.model.vocab, ")"));
+                       cfg_.model.router, ", vocab ", cfg_.model.vocab, "), ",
+                       cfg_.precision == "bf16" ? "bf16 mixed-precision products" : "f32 products"));
   }
 }
 
