@@ -129,7 +129,6 @@ MatmulPrecision parse_matmul_precision(const std::string& s) {
   if (s == "bf16") return MatmulPrecision::bf16;
   fail("[train] precision must be f32 or bf16 (mixed: bf16 matrix products, f32 weights), got '", s, "'");
 }
-const char* matmul_precision_name(MatmulPrecision p) { return p == MatmulPrecision::bf16 ? "bf16" : "f32"; }
 
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t M, int64_t K, int64_t N) {
   if (M == 0) return;

@@ -35,7 +35,6 @@ class ScopedMatmulPrecision {
 };
 // "f32" or "bf16"; throws naming the accepted values.
 MatmulPrecision parse_matmul_precision(const std::string& s);
-const char* matmul_precision_name(MatmulPrecision p);
 
 // Linear (nn.Linear without or with bias): out[M, N] = inp[M, K] W[N, K]^T (+ b[N]).
 // Backward: dinp[M, K] += dout W;  dW[N, K] += dout^T inp;  db[N] += sum_m dout.  Via cblas_sgemm
