@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "kernels/backend.h"
+#include "kernels/ffn_bf16_dnnl.h"
 #include "kernels/fast_kernels.h"
 #include "kernel_test_util.h"
 
@@ -135,8 +136,9 @@ double act_ref(const FfnParams& p, double g, double u) {
 TEST(Bf16Compute, GroupedFfnMatchesBf16Oracle) {
   std::mt19937 rng(5);
   const int64_t H = 300, F = 200, T = 40;
-  // Decode-sized and prefill-sized groups, an empty one, one above the 32-token block.
-  const std::vector<int64_t> sizes = {1, 2, 0, 3, 4, 5, 33};
+  // Decode-sized and prefill-sized groups, an empty one, one above the 32-token block, one that
+  // takes the oneDNN path with bf16 weights (>= kDnnlMinTokens, not a multiple of 32).
+  const std::vector<int64_t> sizes = {1, 2, 0, 3, 4, 5, 33, fast::kDnnlMinTokens + 6};
   const Activation acts[] = {Activation::SwiGLU, Activation::GeluMlp, Activation::ReluMlp, Activation::GptOssSwiGLU};
   for (DType dt : kDTypes)
     for (Activation act : acts) {
@@ -222,13 +224,13 @@ TEST(Bf16Compute, ThreadCountIndependentAndLinearStaysF32) {
   std::mt19937 rng(9);
   const int64_t H = 256, F = 96, T = 40;
   auto x = rand_vec(rng, size_t(T * H), 1.0f);
+  const std::vector<int64_t> sizes = {1, 7, 40, fast::kDnnlMinTokens + 9};  // the last: oneDNN
   std::vector<Mat> mats;
-  for (int i = 0; i < 3; ++i) {
+  for (size_t i = 0; i < sizes.size(); ++i) {
     mats.push_back(make_mat(rng, DType::BF16, F, H, 0.1f));
     mats.push_back(make_mat(rng, DType::BF16, F, H, 0.1f));
     mats.push_back(make_mat(rng, DType::BF16, H, F, 0.1f));
   }
-  const std::vector<int64_t> sizes = {1, 7, 40};
   std::vector<std::vector<int32_t>> rows, dst;
   std::vector<FfnGroup> groups;
   int32_t Y = 0;

@@ -13,7 +13,8 @@
 //
 // Two instances: cpu_backend() computes in f32 (fast::matmul_tile); cpu_bf16_backend() runs
 // grouped_ffn's matmuls with activations and weights rounded to bf16, summed in f32
-// (fast::matmul_tile_bf16, vdpbf16ps), an opt-in precision class like PyTorch's bf16 matmuls.
+// (fast::matmul_tile_bf16, vdpbf16ps), an opt-in precision class like PyTorch's bf16 matmuls; its
+// prefill-sized groups with bf16 weights take oneDNN's bf16 matmul instead (ffn_bf16_dnnl.h).
 #include <algorithm>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "core/threadpool.h"
 #include "kernels/backend.h"
 #include "kernels/fast_kernels.h"
+#include "kernels/ffn_bf16_dnnl.h"
 
 namespace sy {
 namespace {
@@ -118,6 +120,39 @@ class CpuBackend final : public Backend {
 
   void grouped_ffn(const float* x, int64_t H, std::span<const FfnGroup> groups, const FfnParams& p,
                    float* y) override {
+    if (!bf16_) return grouped_ffn_tiles(x, H, groups, p, y);
+    // bf16 compute: prefill-sized groups with bf16 weights go to oneDNN (ffn_bf16_dnnl.h), the
+    // rest (decode, f32/f16 weights) to the tiles.
+    thread_local std::vector<FfnGroup> tl_big, tl_small;
+    std::vector<FfnGroup>&big = tl_big, &small = tl_small;
+    big.clear();
+    small.clear();
+    for (const FfnGroup& g : groups) (fast::ffn_dnnl_eligible(g, p) ? big : small).push_back(g);
+    if (!big.empty()) {
+      check_groups(H, big, p);
+      fast::grouped_ffn_dnnl(x, H, big, p, y);
+    }
+    grouped_ffn_tiles(x, H, small, p, y);
+  }
+
+ private:
+  static void check_group(int64_t H, const FfnGroup& gr, int64_t g, bool gated) {
+    SY_CHECK(gr.n >= 0, "[cpu backend] group ", g, ": negative token count ", gr.n);
+    if (gr.n == 0) return;
+    SY_CHECK(gr.rows && gr.dst, "[cpu backend] group ", g, ": rows or dst is null");
+    const FfnWeights& w = gr.weights;
+    SY_CHECK(!w.up.empty(), "[cpu backend] group ", g, ": up weight is missing");
+    const int64_t F = w.up.rows;
+    check_weight(w.up, "up", g, F, H);
+    if (gated) check_weight(w.gate, "gate", g, F, H);
+    check_weight(w.down, "down", g, H, F);
+  }
+  static void check_groups(int64_t H, std::span<const FfnGroup> groups, const FfnParams& p) {
+    const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
+    for (size_t g = 0; g < groups.size(); ++g) check_group(H, groups[g], int64_t(g), gated);
+  }
+
+  void grouped_ffn_tiles(const float* x, int64_t H, std::span<const FfnGroup> groups, const FfnParams& p, float* y) {
     const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
     const int64_t G = int64_t(groups.size());
     // Reused between calls (no allocation per decode step once warm). The lambdas below run on the
@@ -132,16 +167,10 @@ class CpuBackend final : public Backend {
     down_items.clear();
     for (int64_t g = 0; g < G; ++g) {
       const FfnGroup& gr = groups[size_t(g)];
-      SY_CHECK(gr.n >= 0, "[cpu backend] group ", g, ": negative token count ", gr.n);
+      check_group(H, gr, g, gated);
       act_off[size_t(g) + 1] = act_off[size_t(g)];
       if (gr.n == 0) continue;
-      SY_CHECK(gr.rows && gr.dst, "[cpu backend] group ", g, ": rows or dst is null");
-      const FfnWeights& w = gr.weights;
-      SY_CHECK(!w.up.empty(), "[cpu backend] group ", g, ": up weight is missing");
-      const int64_t F = w.up.rows;
-      check_weight(w.up, "up", g, F, H);
-      if (gated) check_weight(w.gate, "gate", g, F, H);
-      check_weight(w.down, "down", g, H, F);
+      const int64_t F = gr.weights.up.rows;
       act_off[size_t(g) + 1] += gr.n * F;
       // Token blocks innermost: items that follow each other read the same weight rows (from L3).
       for (int64_t r0 = 0; r0 < F; r0 += kNT)
@@ -200,7 +229,6 @@ class CpuBackend final : public Backend {
     });
   }
 
- private:
   struct Item {
     int64_t g, m0, r0;
   };
