@@ -39,7 +39,8 @@ Backend& naive_backend();    // obvious loops: the oracle for every fast kernel
 Backend& cpu_backend();      // fast CPU kernels (Highway runtime dispatch, thread pool)
 // bf16 compute for the expert FFNs: in grouped_ffn, the input rows, the intermediate activations
 // and the weights are rounded to bf16 (round to nearest even) and the products summed in f32
-// (AVX512-BF16 vdpbf16ps where available); activation functions stay f32. linear (router logits,
+// (AVX512-BF16 vdpbf16ps where available; prefill-sized groups with bf16 weights through oneDNN's
+// bf16 matmul, ffn_bf16_dnnl.h); activation functions stay f32. linear (router logits,
 // attention, lm head) stays f32, so routing decisions keep f32 precision. Opt-in (`--compute
 // bf16`): PyTorch's bf16-matmul precision class, not f32 compute. Thread-count independent too.
 Backend& cpu_bf16_backend();
