@@ -123,15 +123,13 @@ class CpuBackend final : public Backend {
     if (!bf16_) return grouped_ffn_tiles(x, H, groups, p, y);
     // bf16 compute: prefill-sized groups with bf16 weights go to oneDNN (ffn_bf16_dnnl.h), the
     // rest (decode, f32/f16 weights) to the tiles.
+    check_groups(H, groups, p);  // before partitioning, so errors name the caller's group index
     thread_local std::vector<FfnGroup> tl_big, tl_small;
     std::vector<FfnGroup>&big = tl_big, &small = tl_small;
     big.clear();
     small.clear();
     for (const FfnGroup& g : groups) (fast::ffn_dnnl_eligible(g, p) ? big : small).push_back(g);
-    if (!big.empty()) {
-      check_groups(H, big, p);
-      fast::grouped_ffn_dnnl(x, H, big, p, y);
-    }
+    if (!big.empty()) fast::grouped_ffn_dnnl(x, H, big, p, y);
     grouped_ffn_tiles(x, H, small, p, y);
   }
 

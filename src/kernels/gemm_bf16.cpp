@@ -187,6 +187,9 @@ std::string gemm_bf16_impl() {
   return impl;
 }
 
-bool gemm_bf16_native() { return gemm_bf16_impl().rfind("ref", 0) != 0; }
+bool gemm_bf16_native() {
+  static const bool native = gemm_bf16_impl().rfind("ref", 0) != 0;
+  return native;
+}
 
 }  // namespace sy::fast
