@@ -403,7 +403,7 @@ void add_bench(CLI::App& app) {
       ->check(CLI::Range(0.0, 3600.0));
   moe->add_flag("--no-torch", o.no_torch, "time our layer only (no PyTorch baselines, no correctness check)");
   moe->add_option("--compute", o.compute,
-                  "f32 (f32 compute), bf16 (bf16 compute: activations rounded to bf16, vdpbf16ps), or both "
+                  "f32 (f32 compute), bf16 (bf16 compute: activations rounded to bf16, vdpbf16ps; oneDNN for prefill), or both "
                   "(f32 on every case, plus bf16 compute on the bf16-weight cases; default)")
       ->check(CLI::IsMember({"f32", "bf16", "both"}));
   moe->add_flag("--quick", o.quick, "small shapes for smoke tests");

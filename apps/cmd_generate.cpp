@@ -295,7 +295,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option_function<std::string>(
          "--compute",
          [](const std::string& c) { set_default_backend(c == "bf16" ? &cpu_bf16_backend() : &cpu_backend()); },
-         "expert FFN precision: f32 (default) or bf16 (activations and weights rounded to bf16, vdpbf16ps; opt-in)")
+         "expert FFN precision: f32 (default) or bf16 (activations and weights rounded to bf16, f32 sums: vdpbf16ps, oneDNN for prefill; opt-in)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   add_offload_flags(cmd, o.offload);
   cmd->callback([] {
