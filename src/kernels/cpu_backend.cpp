@@ -124,12 +124,14 @@ class CpuBackend final : public Backend {
     // bf16 compute: prefill-sized groups with bf16 weights go to oneDNN (ffn_bf16_dnnl.h), the
     // rest (decode, f32/f16 weights) to the tiles.
     check_groups(H, groups, p);  // before partitioning, so errors name the caller's group index
+    auto eligible = [&](const FfnGroup& g) { return fast::ffn_dnnl_eligible(g, p); };
+    if (std::none_of(groups.begin(), groups.end(), eligible)) return grouped_ffn_tiles(x, H, groups, p, y);  // decode
     thread_local std::vector<FfnGroup> tl_big, tl_small;
     std::vector<FfnGroup>&big = tl_big, &small = tl_small;
     big.clear();
     small.clear();
-    for (const FfnGroup& g : groups) (fast::ffn_dnnl_eligible(g, p) ? big : small).push_back(g);
-    if (!big.empty()) fast::grouped_ffn_dnnl(x, H, big, p, y);
+    for (const FfnGroup& g : groups) (eligible(g) ? big : small).push_back(g);
+    fast::grouped_ffn_dnnl(x, H, big, p, y);
     grouped_ffn_tiles(x, H, small, p, y);
   }
 
@@ -146,12 +148,12 @@ class CpuBackend final : public Backend {
     check_weight(w.down, "down", g, H, F);
   }
   static void check_groups(int64_t H, std::span<const FfnGroup> groups, const FfnParams& p) {
-    const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
+    const bool gated = is_gated(p.act);
     for (size_t g = 0; g < groups.size(); ++g) check_group(H, groups[g], int64_t(g), gated);
   }
 
   void grouped_ffn_tiles(const float* x, int64_t H, std::span<const FfnGroup> groups, const FfnParams& p, float* y) {
-    const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
+    const bool gated = is_gated(p.act);
     const int64_t G = int64_t(groups.size());
     // Reused between calls (no allocation per decode step once warm). The lambdas below run on the
     // pool's threads, so they must use these references, never the thread_local names.

@@ -26,14 +26,14 @@ struct Item {
 }  // namespace
 
 bool ffn_dnnl_eligible(const FfnGroup& g, const FfnParams& p) {
-  const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
+  const bool gated = is_gated(p.act);
   const FfnWeights& w = g.weights;
   return g.n >= kDnnlMinTokens && w.up.dtype == DType::BF16 && w.down.dtype == DType::BF16 &&
          (!gated || w.gate.dtype == DType::BF16) && gemm_bf16_native();
 }
 
 void grouped_ffn_dnnl(const float* x, int64_t H, std::span<const FfnGroup> groups, const FfnParams& p, float* y) {
-  const bool gated = p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU;
+  const bool gated = is_gated(p.act);
   const int64_t G = int64_t(groups.size());
   // Scratch reused between calls; the lambdas run on pool threads, so they use these references.
   thread_local std::vector<int64_t> tl_x_off, tl_act_off;

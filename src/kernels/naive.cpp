@@ -68,7 +68,7 @@ class NaiveBackend final : public Backend {
       for (int64_t i = 0; i < g.n; ++i) {
         const float* xr = x + int64_t(g.rows[i]) * H;
         naive_matvec(xr, w.up, w.up_bias, b.data());
-        if (p.act == Activation::SwiGLU || p.act == Activation::GptOssSwiGLU) {
+        if (is_gated(p.act)) {
           naive_matvec(xr, w.gate, w.gate_bias, a.data());
         }
         for (int64_t f = 0; f < F; ++f) {

@@ -26,6 +26,8 @@ struct WeightRef {
 enum class Activation : uint8_t { SwiGLU, GeluMlp, ReluMlp, GptOssSwiGLU };
 const char* activation_name(Activation a);
 Activation parse_activation(const char* s);  // "swiglu", "gelu", "relu", "gptoss"; throws otherwise
+// Whether the activation reads a gate projection (SwiGLU forms).
+inline bool is_gated(Activation a) { return a == Activation::SwiGLU || a == Activation::GptOssSwiGLU; }
 
 struct FfnWeights {
   WeightRef gate;  // [F, H]; empty for GeluMlp / ReluMlp
